@@ -1,0 +1,160 @@
+"""Device, seed, validation, fast-mode and book helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import attnlab
+from attnlab import _validate as v
+from attnlab import device as device_mod
+from attnlab.book import api_markdown, fmt, glue
+
+
+# --- device -----------------------------------------------------------------------------
+def test_get_device_cpu_and_auto():
+    assert attnlab.get_device("cpu") == torch.device("cpu")
+    assert attnlab.get_device().type == attnlab.available_devices()[0]
+    assert attnlab.available_devices()[-1] == "cpu"
+
+
+def test_get_device_env_override(monkeypatch):
+    monkeypatch.setenv("ATTNLAB_DEVICE", "cpu")
+    assert attnlab.get_device() == torch.device("cpu")
+
+
+def test_get_device_rejects_unknown_and_unavailable(monkeypatch):
+    with pytest.raises(ValueError, match="device"):
+        attnlab.get_device("tpu")
+    monkeypatch.setattr(device_mod, "available_devices", lambda: ["cpu"])
+    with pytest.raises(ValueError, match="not available"):
+        attnlab.get_device("cuda")
+    with pytest.raises(TypeError, match="device"):
+        attnlab.get_device(3)
+
+
+def test_float64_falls_back_to_cpu_on_mps(monkeypatch):
+    monkeypatch.setattr(device_mod, "available_devices", lambda: ["mps", "cpu"])
+    assert attnlab.get_device("mps", dtype=torch.float64) == torch.device("cpu")
+    assert attnlab.get_device("mps", dtype=torch.float32) == torch.device("mps")
+    assert attnlab.get_device("auto", dtype=torch.float64) == torch.device("cpu")
+
+
+def test_cuda_index_is_kept(monkeypatch):
+    monkeypatch.setattr(device_mod, "available_devices", lambda: ["cuda", "cpu"])
+    assert attnlab.get_device("cuda:1") == torch.device("cuda:1")
+
+
+# --- seed -------------------------------------------------------------------------------
+def test_same_seed_same_numbers_different_seed_different():
+    a = torch.randn(5, generator=attnlab.make_generator(3))
+    b = torch.randn(5, generator=attnlab.make_generator(3))
+    c = torch.randn(5, generator=attnlab.make_generator(4))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_seed_everything_seeds_global_state():
+    attnlab.seed_everything(11)
+    x1, n1 = torch.rand(3), np.random.rand(3)
+    attnlab.seed_everything(11)
+    x2, n2 = torch.rand(3), np.random.rand(3)
+    assert torch.equal(x1, x2) and np.array_equal(n1, n2)
+
+
+@pytest.mark.parametrize("bad", [-1, 2**63])
+def test_seed_out_of_range(bad):
+    with pytest.raises(ValueError, match="seed"):
+        attnlab.make_generator(bad)
+
+
+@pytest.mark.parametrize("bad", [1.5, "3", None, True])
+def test_seed_wrong_type(bad):
+    with pytest.raises(TypeError, match="seed"):
+        attnlab.make_generator(bad)
+
+
+# --- validation -------------------------------------------------------------------------
+def test_check_int():
+    assert v.check_int("D", 4, min=1) == 4
+    assert v.check_int("D", np.int64(4), min=1) == 4
+    with pytest.raises(ValueError, match=r"D must be >= 1, got 0"):
+        v.check_int("D", 0, min=1)
+    with pytest.raises(ValueError, match=r"H must be <= 3"):
+        v.check_int("H", 4, max=3)
+    with pytest.raises(TypeError, match="D must be an integer"):
+        v.check_int("D", 2.0)
+
+
+def test_check_real():
+    assert v.check_real("lr", 0.5, min=0, strict_min=True) == 0.5
+    with pytest.raises(ValueError, match=r"lr must be > 0"):
+        v.check_real("lr", 0.0, min=0, strict_min=True)
+    with pytest.raises(ValueError, match=r"init_scale must be >= 0"):
+        v.check_real("init_scale", -1.0, min=0)
+    with pytest.raises(ValueError, match="beta must be finite"):
+        v.check_real("beta", float("nan"))
+    with pytest.raises(TypeError, match="beta must be a real number"):
+        v.check_real("beta", "1")
+
+
+def test_check_choice_and_finite_and_shape():
+    assert v.check_choice("kernel", "softmax", ("softmax", "gaussian")) == "softmax"
+    with pytest.raises(ValueError, match="kernel must be one of 'softmax', 'gaussian'"):
+        v.check_choice("kernel", "relu", ("softmax", "gaussian"))
+    with pytest.raises(ValueError, match="X contains NaN"):
+        v.check_finite("X", np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="y contains NaN or inf"):
+        v.check_finite("y", torch.tensor([np.inf]))
+    v.check_shape("X", np.zeros((2, 3, 4)), ("N", "n", 4))
+    with pytest.raises(ValueError, match=r"X must have shape \(N, n, D\)"):
+        v.check_shape("X", np.zeros((2, 3)), ("N", "n", "D"))
+    with pytest.raises(ValueError, match="axis 2 = 5"):
+        v.check_shape("X", np.zeros((2, 3, 4)), ("N", "n", 5))
+    with pytest.raises(TypeError, match="X must be a numpy.ndarray or torch.Tensor"):
+        v.check_shape("X", [[1.0]], ("a", "b"))
+
+
+# --- fast mode --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1", True), ("yes", True), ("0", False), ("", False)]
+)
+def test_fast_mode_and_pick(monkeypatch, value, expected):
+    monkeypatch.setenv("ATTNLAB_FAST", value)
+    assert attnlab.fast_mode() is expected
+    assert attnlab.pick(full=100, fast=5) == (5 if expected else 100)
+
+
+# --- book helpers -----------------------------------------------------------------------
+def test_fmt():
+    assert fmt(0.123456) == "0.123"
+    assert fmt(1.5e-7) == "1.50e-07"
+    assert fmt(0) == "0"
+
+
+def test_glue_rejects_empty_name():
+    with pytest.raises(ValueError, match="name"):
+        glue("", 1)
+
+
+def test_api_markdown_documents_every_public_name():
+    text = api_markdown(attnlab)
+    public = [n for n in attnlab.__all__ if not n.startswith("__")]
+    for name in public:
+        assert f"### `{name}`" in text
+    assert "(no docstring)" not in text, "every public name needs a docstring"
+    with pytest.raises(ValueError, match="no attribute"):
+        api_markdown(attnlab, ["not_a_function"])
+
+
+def test_public_functions_have_type_hints():
+    import inspect
+
+    for name in attnlab.__all__:
+        obj = getattr(attnlab, name)
+        if inspect.isfunction(obj):
+            sig = inspect.signature(obj)
+            missing = [p for p, par in sig.parameters.items() if par.annotation is par.empty]
+            missing = [p for p in missing if p not in {"self", "args", "kwargs"}]
+            assert not missing, f"{name}: parameters without type hints: {missing}"
