@@ -23,7 +23,7 @@ import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-BADGE_MARK = "<!-- colab-badge -->"
+BADGE_MARK = "[![Open in Colab]("
 # Pages that execute code but are reference material, not chapters to open in Colab.
 NOT_CHAPTERS = {"book/api"}
 
@@ -89,7 +89,7 @@ def colab_url(path: Path) -> str:
 
 def badge_line(path: Path) -> str:
     return (
-        f"{BADGE_MARK}[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"{BADGE_MARK}https://colab.research.google.com/assets/colab-badge.svg)]"
         f"({colab_url(path)})"
     )
 
