@@ -1,0 +1,401 @@
+"""Loss-and-gradient backends of the trainer (private).
+
+A backend owns the parameter tensors (in its own memory layout) and the optimizer state:
+
+- ``evaluate() -> (f (M,), S (M, H, N, n, n))``: loss and attention at the current
+  parameters; the gradient is computed and kept for the next two calls;
+- ``grad_norm2() -> (M,)``: ``||grad f||^2`` over the trained parameters (logged steps);
+- ``update(step)``: one GD or Adam step; ``export()``: standard-layout tensors
+  ``W_Q, W_K (M,H,D,d)``, ``W_V (M,H,D,d_v)``, ``W_O``.
+
+Backends:
+
+- :class:`Autograd`: any model (``W_O``, mixed kernels); torch autograd.
+- :class:`ByKernel`: a mixed-kernel batch without ``W_O`` as one closed-form backend per
+  kernel.
+- :class:`ClosedForm`: value dim 1, no ``W_O``, one kernel; closed-form gradients with
+  batched matrix products (used for large ``n``).
+- :class:`ClosedFormSmall` (the default for theory-sized models): the same maths in a
+  "batch-last" layout ``(e, n, M, H, N)`` where the tiny axes are outer and the batch
+  ``M H N`` is contiguous, so the ``n x n`` and ``n x d`` products become vectorized
+  broadcasts instead of thousands of tiny GEMMs. Why: with n <= 8 and d <= 16, batched
+  tiny GEMMs and softmaxes over rows of length 4 ran 3-10x slower than these broadcasts
+  (benchmarks/RESULTS_engine.md). With GD it also runs in
+  *token space*: since ``Q = X W_Q`` and ``grad W_Q = X^T G``, a GD step is
+  ``Q <- Q - eta G (X X^T)``, one GEMM with the token Gram matrix instead of two (the
+  projection and the gradient); ``W = W_0 - X^T sum_t eta G_t`` is formed at export.
+
+Closed-form gradients, with ``rho = dF/dZ`` and ``A_hkl = rho_k S_hkl (u_hl - Z_hk)``
+(softmax, row-normalized Gaussian) or ``A_hkl = rho_k S_hkl u_hl`` (plain Gaussian)::
+
+    softmax   dq_k = sc sum_l A_kl k_l           dk_l = sc sum_k A_kl q_k
+    gaussian  dq_k = -sc sum_l A_kl (q_k - k_l)  dk_l = sc sum_k A_kl (q_k - k_l)
+    values    du_l = sum_k rho_k S_kl,   then dW = sum over tokens x^T (dq | dk | du)
+
+All backends are compared with each other and with independent references in the tests.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .kernels import _project, _sqdist_t
+from .model import forward_core
+
+# Above this many elements in the (M, H, d, n, n, N) broadcast, use the GEMM backend.
+SMALL_MAX_NUMEL = 1 << 22
+_PROJ = ("W_Q", "W_K", "W_V")
+
+
+class Optimizer:
+    """Full-batch GD or Adam with a per-model learning rate ``lr`` (M,)."""
+
+    def __init__(self, tensors, lr, name, betas, eps):
+        self.lr_views = [lr.view((-1,) + (1,) * (t.ndim - 1)) for t in tensors]
+        self.name, self.betas, self.eps = name, betas, eps
+        if name == "adam":
+            self.m1 = [torch.zeros_like(t) for t in tensors]
+            self.m2 = [torch.zeros_like(t) for t in tensors]
+
+    @torch.no_grad()
+    def step(self, tensors, grads, step):
+        if self.name == "gd":
+            for t, g, lr in zip(tensors, grads, self.lr_views, strict=True):
+                t.sub_(lr * g)
+            return
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1 ** (step + 1), 1 - b2 ** (step + 1)
+        for t, g, lr, m1, m2 in zip(tensors, grads, self.lr_views, self.m1, self.m2,
+                                    strict=True):
+            m1.mul_(b1).add_(g, alpha=1 - b1)
+            m2.mul_(b2).addcmul_(g, g, value=1 - b2)
+            t.sub_(lr * (m1 / c1) / ((m2 / c2).sqrt_().add_(self.eps)))
+
+
+def _sq_norm(grads):
+    return sum(g.square().flatten(1).sum(1) for g in grads)
+
+
+class Autograd:
+    def __init__(self, W, X, y, cfg, opt):
+        self.W = {k: v.detach().clone() for k, v in W.items()}
+        self.train_list = [self.W[k].requires_grad_(True) for k in cfg["trained"]]
+        self.args = (X, cfg["kind"], cfg["mask"], cfg["scale"], cfg["normalize"], cfg["pool"])
+        self.y = y
+        self.opt = Optimizer(self.train_list, *opt)
+
+    def evaluate(self):
+        out, S = forward_core(self.W, *self.args)
+        f = 0.5 * (out - self.y).square().flatten(1).sum(1)  # (M,)
+        self.grads = torch.autograd.grad(f.sum(), self.train_list)
+        return f.detach(), S.detach()
+
+    def grad_norm2(self):
+        return _sq_norm(self.grads)
+
+    def update(self, step):
+        self.opt.step(self.train_list, self.grads, step)
+
+    def export(self):
+        return {k: v.detach().clone() for k, v in self.W.items()}
+
+
+def _residual(out, y, axis, n):
+    """Loss f (M,) and rho = dF/dZ per token; ``axis``: the token axis of ``out`` when
+    pooling (mean over tokens), else None."""
+    if axis is not None:
+        r = out.mean(axis) - y
+        rho = (r / n).unsqueeze(axis).expand_as(out)
+    else:
+        r = out - y
+        rho = r
+    return 0.5 * r.square().flatten(1).sum(1), rho
+
+
+class ClosedForm:
+    """Closed form, standard layout: Q, K (M, H, N, n, d), S (M, H, N, n, n)."""
+
+    def __init__(self, W, X, y, cfg, opt):
+        self.W = {k: v.detach().clone() for k, v in W.items()}
+        self.trained = cfg["trained"]
+        self.train_list = [self.W[k] for k in self.trained]
+        self.X, self.y, self.kind, self.sc = X, y, cfg["kind"], cfg["scale"]
+        self.normalize, self.pool = cfg["normalize"], cfg["pool"]
+        self.n = X.shape[-2]
+        self.cache = {nm: self._proj(nm) for nm in _PROJ if nm not in self.trained}
+        self.opt = Optimizer(self.train_list, *opt)
+
+    def _proj(self, nm):
+        P = _project(self.X, self.W[nm])  # (M, H, N, n, e)
+        if nm == "W_V":
+            return P.squeeze(-1)
+        if nm == "W_K" and self.kind == "softmax":
+            return P * self.sc  # pre-scaled keys: logits = Q @ Ks^T
+        return P
+
+    def _xt(self, G):
+        """sum over tokens of x_ik^T G_hik: G (M, H, N, n, e) -> (M, H, D, e)."""
+        if self.X.ndim == 3:
+            return torch.einsum("ind,mhine->mhde", self.X, G)
+        return torch.einsum("mind,mhine->mhde", self.X, G)
+
+    @torch.no_grad()
+    def evaluate(self):
+        Q, K, u = (self.cache[nm] if nm in self.cache else self._proj(nm) for nm in _PROJ)
+        if self.kind == "softmax":
+            S = torch.softmax(Q @ K.transpose(-1, -2), dim=-1)
+        else:
+            L = _sqdist_t(Q, K).mul_(-0.5 * self.sc)
+            S = torch.softmax(L, dim=-1) if self.normalize else L.exp_()
+        Zh = (S @ u.unsqueeze(-1)).squeeze(-1)  # (M, H, N, n)
+        f, rho = _residual(Zh.sum(1), self.y, -1 if self.pool else None, self.n)
+        rho = rho.unsqueeze(1)  # (M, 1, N, n): same for every head
+        grads = []
+        if "W_Q" in self.trained or "W_K" in self.trained:
+            if self.kind == "softmax" or self.normalize:
+                A = S * (u.unsqueeze(-2) - Zh.unsqueeze(-1))
+            else:
+                A = S * u.unsqueeze(-2)
+            A.mul_(rho.unsqueeze(-1))
+            At = A.transpose(-1, -2)
+            if "W_Q" in self.trained:
+                if self.kind == "softmax":
+                    gQ = A @ K  # K is pre-scaled
+                else:
+                    gQ = (A @ K).sub_(A.sum(-1, keepdim=True) * Q).mul_(self.sc)
+                grads.append(self._xt(gQ))
+            if "W_K" in self.trained:
+                if self.kind == "softmax":
+                    gK = (At @ Q).mul_(self.sc)
+                else:
+                    gK = (At @ Q).sub_(At.sum(-1, keepdim=True) * K).mul_(self.sc)
+                grads.append(self._xt(gK))
+        if "W_V" in self.trained:
+            grads.append(self._xt(S.transpose(-1, -2) @ rho.unsqueeze(-1)))
+        self.grads = grads
+        return f, S
+
+    def grad_norm2(self):
+        return _sq_norm(self.grads)
+
+    def update(self, step):
+        self.opt.step(self.train_list, self.grads, step)
+
+    def export(self):
+        return {k: v.detach().clone() for k, v in self.W.items()}
+
+
+def _to_e(P):
+    """(M, H, e, n, N) <-> (e, n, M, H, N), contiguous (the permutation is an involution)."""
+    return P.permute(2, 3, 0, 1, 4).contiguous()
+
+
+class ClosedFormSmall:
+    """Closed form, batch-last layout, optionally in token space (see the module doc).
+
+    Tokens are reordered ``(k, i)`` (token, then sequence): one GEMM gives a projection
+    as ``P (M, H, e, n, N)``; weights are stored transposed ``(M, H, e, D)``. The
+    elementwise work runs in the layout ``(e, n, M, H, N)`` (one copy each way), so the
+    tiny axes are outer and every broadcast has a long contiguous inner loop of
+    ``M H N`` elements. ``S`` is ``(n_k, n_j, M, H, N)`` there.
+    """
+
+    def __init__(self, W, X, y, cfg, opt):
+        self.kind, self.sc = cfg["kind"], cfg["scale"]
+        self.normalize, self.pool, self.trained = cfg["normalize"], cfg["pool"], cfg["trained"]
+        self.N, self.n, D = X.shape[-3], X.shape[-2], X.shape[-1]
+        self.M, self.H = W["W_Q"].shape[:2]
+        # tokens as (nN, D) rows ordered (k, i); and the transpose for projections
+        Xt = X.transpose(-3, -2).reshape(*X.shape[:-3], self.n * self.N, D)
+        self.Xr = Xt.contiguous()
+        self.Xc = Xt.transpose(-1, -2).contiguous()  # (D, nN) or (M, D, nN)
+        self.y = y if self.pool else y.permute(2, 0, 1).contiguous()  # (M, N) / (n, M, N)
+        self.T = {k: W[k].detach().transpose(-1, -2).contiguous() for k in _PROJ}
+        # token space: one (nN x nN) GEMM per step instead of two (nN x D) ones
+        self.tokenspace = opt[1] == "gd" and self.n * self.N <= 2 * D
+        self.P = {nm: self._proj_raw(nm) for nm in _PROJ}  # current projections
+        self.E = {nm: _to_e(self.P[nm]) for nm in _PROJ if nm not in self.trained}
+        if self.kind == "softmax" and "W_K" in self.E:
+            self.E["W_K"].mul_(self.sc)  # frozen keys pre-scaled: logits = Q . Ks
+        if self.tokenspace:
+            self.gram = self.Xr @ self.Xc  # (nN, nN) or (M, nN, nN)
+            self.acc = {nm: torch.zeros_like(self.P[nm]) for nm in self.trained}
+            self.lr_views = [opt[0].view(-1, 1, 1, 1, 1) for _ in self.trained]
+        else:
+            self.opt = Optimizer([self.T[nm] for nm in self.trained], *opt)
+
+    def _proj_raw(self, nm):
+        Wt = self.T[nm]  # (M, H, e, D)
+        M, H, e, D = Wt.shape
+        if self.Xc.ndim == 2:
+            P = Wt.reshape(M * H * e, D) @ self.Xc
+        else:
+            P = Wt.reshape(M, H * e, D) @ self.Xc
+        return P.view(M, H, e, self.n, self.N)
+
+    def _xt(self, G):
+        """G (M, H, e, n, N) -> sum over tokens of G x^T: (M, H, e, D)."""
+        M, H, e = G.shape[:3]
+        if self.Xr.ndim == 2:
+            return (G.reshape(M * H * e, -1) @ self.Xr).view(M, H, e, -1)
+        return (G.reshape(M, H * e, -1) @ self.Xr).view(M, H, e, -1)
+
+    def _gram(self, G):
+        """G (M, H, e, n, N) -> G (X X^T) in the same shape."""
+        M, H, e = G.shape[:3]
+        if self.gram.ndim == 2:
+            return (G.reshape(M * H * e, -1) @ self.gram).view(G.shape)
+        return (G.reshape(M, H * e, -1) @ self.gram).view(G.shape)
+
+    def _current(self, nm):
+        if nm in self.E:
+            return self.E[nm]
+        if not self.tokenspace:  # weights changed: re-project
+            self.P[nm] = self._proj_raw(nm)
+        E = _to_e(self.P[nm])
+        if nm == "W_K" and self.kind == "softmax":
+            E.mul_(self.sc)
+        return E
+
+    @torch.no_grad()
+    def evaluate(self):
+        Q, K, u = (self._current(nm) for nm in _PROJ)  # (e, n, M, H, N)
+        u = u[0]  # (n_j, M, H, N)
+        Qb, Kb = Q.unsqueeze(2), K.unsqueeze(1)  # (d, n_k, 1, ...), (d, 1, n_j, ...)
+        if self.kind == "softmax":
+            S = torch.softmax((Qb * Kb).sum(0), dim=1)  # K is pre-scaled
+        else:
+            L = (Qb - Kb).square_().sum(0).mul_(-0.5 * self.sc)
+            S = torch.softmax(L, dim=1) if self.normalize else L.exp_()
+        ub = u.unsqueeze(0)  # (1, n_j, M, H, N)
+        Zh = (S * ub).sum(1)  # (n_k, M, H, N)
+        out = Zh.sum(2)  # (n, M, N)
+        if self.pool:
+            r = out.mean(0) - self.y  # (M, N)
+            f = 0.5 * r.square().sum(1)
+            rho = (r / self.n).unsqueeze(0).expand_as(out)
+        else:
+            r = out - self.y
+            f = 0.5 * r.square().sum((0, 2))
+            rho = r
+        rho = rho.unsqueeze(1).unsqueeze(3)  # (n_k, 1, M, 1, N)
+        grads = []
+        if "W_Q" in self.trained or "W_K" in self.trained:
+            if self.kind == "softmax" or self.normalize:
+                A = (ub - Zh.unsqueeze(1)).mul_(S)
+            else:
+                A = S * ub
+            A.mul_(rho)
+            Ab = A.unsqueeze(0)  # (1, n_k, n_j, M, H, N)
+            if "W_Q" in self.trained:
+                gQ = (Ab * Kb).sum(2)  # (d, n_k, M, H, N)
+                if self.kind == "gaussian":
+                    gQ.sub_(A.sum(1).unsqueeze(0) * Q).mul_(self.sc)
+                grads.append(_to_e(gQ))
+            if "W_K" in self.trained:
+                gK = (Ab * Qb).sum(1)  # (d, n_j, M, H, N)
+                if self.kind == "gaussian":
+                    gK.sub_(A.sum(0).unsqueeze(0) * K)
+                grads.append(_to_e(gK.mul_(self.sc)))
+        if "W_V" in self.trained:
+            grads.append(_to_e((S * rho).sum(0).unsqueeze(0)))  # (1, n_j, M, H, N)
+        self.tok_grads, self.gram_grads, self.w_grads = grads, None, None
+        return f, S.permute(2, 3, 4, 0, 1)
+
+    def _weight_grads(self):
+        if self.w_grads is None:
+            self.w_grads = [self._xt(g) for g in self.tok_grads]
+        return self.w_grads
+
+    @torch.no_grad()
+    def grad_norm2(self):
+        if not self.tokenspace:
+            return _sq_norm(self._weight_grads())
+        # ||X^T G||^2 = <G, G X X^T>; keep G X X^T for the update
+        self.gram_grads = [self._gram(g) for g in self.tok_grads]
+        return sum((g * gg).flatten(1).sum(1)
+                   for g, gg in zip(self.tok_grads, self.gram_grads, strict=True))
+
+    @torch.no_grad()
+    def update(self, step):
+        if not self.tokenspace:
+            self.opt.step([self.T[nm] for nm in self.trained], self._weight_grads(), step)
+            return
+        for i, nm in enumerate(self.trained):
+            g, lr = self.tok_grads[i], self.lr_views[i]
+            step_g = lr * g
+            self.acc[nm].add_(step_g)
+            P = self.P[nm]
+            if self.gram_grads is not None:
+                P.sub_(lr * self.gram_grads[i])
+            elif self.gram.ndim == 2:
+                P.view(-1, P.shape[-2] * P.shape[-1]).addmm_(
+                    step_g.view(-1, P.shape[-2] * P.shape[-1]), self.gram, alpha=-1)
+            else:
+                P.view(self.M, -1, self.n * self.N).baddbmm_(
+                    step_g.view(self.M, -1, self.n * self.N), self.gram, alpha=-1)
+
+    def export(self):
+        out = {}
+        for nm in _PROJ:
+            Wt = self.T[nm]
+            if self.tokenspace and nm in self.trained:
+                Wt = Wt - self._xt(self.acc[nm])
+            out[nm] = Wt.detach().transpose(-1, -2).contiguous()
+        return out
+
+
+class ByKernel:
+    """A mixed-kernel batch as two closed-form backends, one per kernel (models are
+    independent, so grouping changes nothing but speed); results in the original order."""
+
+    def __init__(self, W, X, y, cfg, opt, force):
+        mask = cfg["mask"].to(W["W_Q"].device)
+        self.idx = [torch.nonzero(~mask).squeeze(1), torch.nonzero(mask).squeeze(1)]
+        self.order = torch.argsort(torch.cat(self.idx))
+        self.parts = []
+        for kind, idx in zip(("softmax", "gaussian"), self.idx, strict=True):
+            sub = lambda t, idx=idx: t.index_select(0, idx)
+            Xs = sub(X) if X.ndim == 4 else X
+            lr, *rest = opt
+            self.parts.append(make_backend({k: sub(v) for k, v in W.items()}, Xs, sub(y),
+                                           dict(cfg, kind=kind, mask=None),
+                                           (sub(lr), *rest), force))
+
+    def _cat(self, ts):
+        return torch.cat(ts).index_select(0, self.order)
+
+    def evaluate(self):
+        fs, Ss = zip(*(b.evaluate() for b in self.parts), strict=True)
+        return self._cat(fs), self._cat(Ss)
+
+    def grad_norm2(self):
+        return self._cat([b.grad_norm2() for b in self.parts])
+
+    def update(self, step):
+        for b in self.parts:
+            b.update(step)
+
+    def export(self):
+        outs = [b.export() for b in self.parts]
+        return {k: self._cat([o[k] for o in outs]) for k in outs[0]}
+
+
+BACKENDS = {"autograd": Autograd, "closed": ClosedForm, "closed_small": ClosedFormSmall}
+
+
+def make_backend(W, X, y, cfg, opt, force=None):
+    """Pick the fastest backend that supports the model (``force`` overrides).
+
+    ``cfg``: dict with kind, mask, scale, normalize, pool, trained; ``opt``: (lr, name,
+    betas, eps).
+    """
+    if force == "autograd" or W.get("W_O") is not None:
+        return Autograd(W, X, y, cfg, opt)
+    if cfg["kind"] == "mixed":
+        return ByKernel(W, X, y, cfg, opt, force)
+    if force is None:
+        M, H, _, d = W["W_Q"].shape
+        N, n = X.shape[-3], X.shape[-2]
+        force = "closed_small" if M * H * d * n * n * N <= SMALL_MAX_NUMEL else "closed"
+    return BACKENDS[force](W, X, y, cfg, opt)

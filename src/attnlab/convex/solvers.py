@@ -1,0 +1,269 @@
+"""``fit`` and ``regularization_path``: solve the token group lasso and certify the answer.
+
+See :mod:`attnlab.convex.problem` for the conventions (X ``(N, n, d)``, y ``(N,)`` or
+``(N, c)``, Z ``(n, d)`` or ``(c, n, d)``, squared loss ``1/2 (yhat - y)^2``).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._validate import check_choice, check_int, check_real
+from ..device import get_device
+from ._threads import for_data, threads
+from .cvx import solve_cvxpy
+from .fista import ConvergenceError, Design, build_design, exact_residual, gap_terms, solve_fista
+from .problem import Array, check_beta, check_data, check_Z, like
+
+__all__ = ["ConvexFit", "fit", "regularization_path", "ConvergenceError", "SOLVERS"]
+
+SOLVERS = ("fast", "cvxpy")
+
+
+@dataclass
+class ConvexFit:
+    """Result of :func:`fit`.
+
+    Attributes:
+        Z: ``(n, d)`` or ``(c, n, d)`` solution (NumPy if X was NumPy, else a tensor).
+        primal: ``P(Z)``.
+        dual: ``D(lam)``, a certified lower bound on the optimum.
+        lam: ``(N,)`` or ``(N, c)`` dual feasible point (scaled residual).
+        gap: ``primal - dual`` (>= 0 up to rounding); ``rel_gap = gap / max(1, |primal|)``.
+        active: sorted indices of tokens whose row of Z is nonzero (row norm above
+            ``active_tol`` times the largest row norm); for ``c > 1`` a list of c arrays.
+        iterations: FISTA iterations (0 for cvxpy).
+        seconds: wall time of the whole call (validation, problem build, solve, certificate).
+        solver: ``"fast"`` or ``"cvxpy"``.
+        beta: the regularization strength.
+        certificate: ``(n,)`` or ``(c, n)`` token norms ``||sum_i lam_i x_ik||`` (``<= beta``).
+        converged: ``rel_gap <= tol`` (fast) or cvxpy status optimal.
+        device: where the fast solver ran.
+        extra: ``prep_seconds`` (Gram matrix and step size) and ``gram`` (mode used).
+    """
+
+    Z: Array
+    primal: float
+    dual: float
+    lam: Array
+    gap: float
+    rel_gap: float
+    active: Any
+    iterations: int
+    seconds: float
+    solver: str
+    beta: float
+    certificate: Array
+    converged: bool = True
+    device: str = "cpu"
+    extra: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_active(self) -> int:
+        """Number of nonzero (output, token) rows = heads needed by the recovery."""
+        if isinstance(self.active, list):
+            return int(sum(len(a) for a in self.active))
+        return len(self.active)
+
+
+def _active(Z3: torch.Tensor, active_tol: float) -> list[np.ndarray]:
+    """Per output, tokens whose row norm exceeds ``active_tol`` times the largest one."""
+    norms = Z3.norm(dim=2)
+    top = float(norms.max()) if norms.numel() else 0.0
+    if top == 0.0:
+        return [np.zeros(0, dtype=np.int64) for _ in range(Z3.shape[0])]
+    return [np.flatnonzero(row.cpu().numpy() > active_tol * top) for row in norms]
+
+
+def _package(x: torch.Tensor, des: Design, beta: float, *, X_ref: Any, vector: bool,
+             solver: str, iterations: int, t0: float, converged: bool, active_tol: float,
+             device: torch.device, r: torch.Tensor | None = None,
+             g: torch.Tensor | None = None, s: torch.Tensor | None = None) -> ConvexFit:
+    """Turn the solver's ``x (p, c)`` into a certified :class:`ConvexFit`.
+
+    ``r = Y - A x``, ``g = A^T r`` and the dual scale ``s`` are recomputed when not given.
+    """
+    n, d, c = des.n, des.d, des.Y.shape[1]
+    if r is None or g is None or s is None:
+        r, g = exact_residual(des, x)
+        _, _, s = gap_terms(x, g, (r * r).sum(0), beta, n, d)
+    lam = r * s
+    cert = (g * s).view(n, d, c).norm(dim=1).T  # (c, n): ||A_k^T lam||
+    primal = float(0.5 * (r * r).sum() + beta * x.view(n, d, c).norm(dim=1).sum())
+    dual = float((lam * des.Y).sum() - 0.5 * (lam * lam).sum())
+    Z3 = x.view(n, d, c).permute(2, 0, 1).contiguous()  # (c, n, d)
+    act = _active(Z3, active_tol)
+    gap = primal - dual
+    return ConvexFit(
+        Z=like(Z3 if vector else Z3[0], X_ref),
+        primal=primal, dual=dual,
+        lam=like(lam if vector else lam[:, 0], X_ref),
+        gap=gap, rel_gap=gap / max(1.0, abs(primal)),
+        active=act if vector else act[0],
+        iterations=iterations, seconds=time.perf_counter() - t0, solver=solver, beta=beta,
+        certificate=like(cert if vector else cert[0], X_ref),
+        converged=converged, device=str(device),
+        extra={"prep_seconds": des.seconds, "gram": des.gram},
+    )
+
+
+def _prepare(X: Any, y: Any, device: Any, gram: bool | None) -> tuple[Design, bool, torch.device]:
+    dev = get_device(device, dtype=torch.float64)
+    Xt, yt = check_data(X, y, device=dev)
+    N, n, d = Xt.shape
+    vector = yt.ndim == 2
+    Y = yt.reshape(N, -1)
+    A = Xt.reshape(N, n * d)
+    return build_design(A, Y, n, d, gram=gram), vector, dev
+
+
+def _x0(Z0: Any, des: Design, vector: bool, dev: torch.device) -> torch.Tensor | None:
+    if Z0 is None:
+        return None
+    c = des.Y.shape[1]
+    check_Z(Z0, des.n, des.d, c if vector else None, name="Z0")
+    from .problem import as_tensor
+
+    Z3 = as_tensor("Z0", Z0, device=dev).reshape(c, des.n, des.d)
+    return Z3.permute(1, 2, 0).reshape(des.n * des.d, c).contiguous()
+
+
+def _solve(des: Design, beta: float, *, X_ref: Any, vector: bool, dev: torch.device,
+           solver: str, tol: float, max_iter: int, x0: torch.Tensor | None, check_every: int,
+           allow_unconverged: bool, active_tol: float, cvx_solver: str, cvx_form: str,
+           cvx_options: dict | None, t0: float) -> ConvexFit:
+    if solver == "cvxpy":
+        A = des.A.cpu().numpy()
+        Y = des.Y.cpu().numpy()
+        x = torch.from_numpy(solve_cvxpy(A, Y, beta, des.n, des.d, tol=tol,
+                                         cvx_solver=cvx_solver, form=cvx_form,
+                                         options=cvx_options)).to(dev)
+        return _package(x, des, beta, X_ref=X_ref, vector=vector, solver="cvxpy",
+                        iterations=0, t0=t0, converged=True, active_tol=active_tol, device=dev)
+    out = solve_fista(des, beta, tol=tol, max_iter=max_iter, x0=x0, check_every=check_every)
+    res = _package(out.x, des, beta, X_ref=X_ref, vector=vector, solver="fast",
+                   iterations=out.iterations, t0=t0, converged=out.converged,
+                   active_tol=active_tol, device=dev, r=out.r, g=out.g, s=out.s)
+    if not out.converged:
+        msg = (f"fast solver stopped at max_iter={max_iter} with relative duality gap "
+               f"{res.rel_gap:.2e} > tol={tol:.1e} (beta={beta}); raise max_iter, loosen tol, "
+               "or pass allow_unconverged=True to get this unconverged result")
+        if not allow_unconverged:
+            raise ConvergenceError(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return res
+
+
+def _threads_for(X: Any, device: Any) -> int | None:
+    """One CPU thread for small data (see ``_threads.for_data``); GPUs are left alone."""
+    if str(device).startswith("cuda") or (device in (None, "auto") and torch.cuda.is_available()):
+        return None
+    if getattr(X, "ndim", 0) != 3:
+        return None  # validation reports the bad shape
+    N, n, d = X.shape
+    return for_data(int(N), int(n * d))
+
+
+def _check_common(solver: str, tol: Any, max_iter: Any, check_every: Any,
+                  active_tol: Any) -> tuple[str, float, int, int, float]:
+    solver = check_choice("solver", solver, SOLVERS)
+    tol = check_real("tol", tol, min=0.0, strict_min=True)
+    max_iter = check_int("max_iter", max_iter, min=1)
+    check_every = check_int("check_every", check_every, min=1)
+    active_tol = check_real("active_tol", active_tol, min=0.0, max=1.0)
+    return solver, tol, max_iter, check_every, active_tol
+
+
+def fit(X: Array, y: Array, beta: float, *, solver: str = "fast", tol: float = 1e-8,
+        max_iter: int = 50_000, device: str | torch.device | None = "cpu",
+        Z0: Array | None = None, check_every: int = 10, allow_unconverged: bool = False,
+        active_tol: float = 1e-6, gram: bool | None = None, cvx_solver: str = "CLARABEL",
+        cvx_form: str = "residual", cvx_options: dict | None = None) -> ConvexFit:
+    """Solve ``min_Z sum_i 1/2 ||<X_i, Z> - y_i||^2 + beta sum_{l,k} ||z_{l,k}||_2``.
+
+    Args:
+        X: ``(N, n, d)`` data (NumPy or torch; converted to float64).
+        y: ``(N,)`` targets, or ``(N, c)`` for c outputs (one token group lasso each).
+        beta: regularization strength, > 0.
+        solver: ``"fast"`` (restarted FISTA in torch, CPU or GPU) or ``"cvxpy"`` (reference).
+        tol: fast: stop when ``(P - D) / max(1, |P|) <= tol``; cvxpy: Clarabel's tolerances.
+        max_iter: fast solver iteration limit; reaching it raises :class:`ConvergenceError`
+            with the achieved gap unless ``allow_unconverged=True`` (then a warning and
+            ``converged=False``).
+        device: ``"cpu"`` (default), ``"cuda"``, ``"auto"``/None (best available).
+        Z0: warm start, shape of Z (fast solver only).
+        check_every: iterations between duality-gap checks.
+        active_tol: a row is active if its norm exceeds ``active_tol`` times the largest.
+        gram: use the Gram matrix ``A^T A`` (default: when N > n d).
+        cvx_solver: cvxpy solver name (default Clarabel).
+        cvx_form: ``"residual"`` (as a user writes it) or ``"gram"`` (size independent of N).
+        cvx_options: extra solver settings for cvxpy's ``solve`` (e.g. ``{"max_iter": 50}``).
+
+    Returns:
+        :class:`ConvexFit`; Z ``(n, d)`` or ``(c, n, d)``, lam ``(N,)`` or ``(N, c)``.
+    """
+    t0 = time.perf_counter()
+    beta = check_beta(beta)
+    solver, tol, max_iter, check_every, active_tol = _check_common(
+        solver, tol, max_iter, check_every, active_tol)
+    with threads(_threads_for(X, device)):
+        des, vector, dev = _prepare(X, y, device, gram)
+        x0 = _x0(Z0, des, vector, dev)
+        return _solve(des, beta, X_ref=X, vector=vector, dev=dev, solver=solver, tol=tol,
+                      max_iter=max_iter, x0=x0, check_every=check_every,
+                      allow_unconverged=allow_unconverged, active_tol=active_tol,
+                      cvx_solver=cvx_solver, cvx_form=cvx_form, cvx_options=cvx_options,
+                      t0=t0)
+
+
+def regularization_path(X: Array, y: Array, betas: Sequence[float] | np.ndarray, *,
+                        solver: str = "fast", tol: float = 1e-8, max_iter: int = 50_000,
+                        device: str | torch.device | None = "cpu", check_every: int = 10,
+                        allow_unconverged: bool = False, active_tol: float = 1e-6,
+                        gram: bool | None = None, cvx_solver: str = "CLARABEL",
+                        cvx_form: str = "residual",
+                        cvx_options: dict | None = None) -> list[ConvexFit]:
+    """Solve for each beta; returns fits in the order of ``betas``.
+
+    The data (Gram matrix, step size) is prepared once; the fast solver runs from the
+    largest beta down, warm-starting each solve at the previous solution.  The first fit's
+    ``seconds`` includes the shared preparation.
+
+    Args:
+        betas: 1-D sequence of values > 0.
+        other arguments: as in :func:`fit`.
+    """
+    t0 = time.perf_counter()
+    arr = np.asarray(betas, dtype=float) if not isinstance(betas, torch.Tensor) else (
+        betas.detach().cpu().numpy().astype(float))
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"betas must be a non-empty 1-D sequence, got shape {arr.shape}")
+    vals = [check_beta(float(b)) for b in arr]
+    solver, tol, max_iter, check_every, active_tol = _check_common(
+        solver, tol, max_iter, check_every, active_tol)
+    with threads(_threads_for(X, device)):
+        return _path(X, y, vals, device, gram, t0, solver=solver, tol=tol, max_iter=max_iter,
+                     check_every=check_every, allow_unconverged=allow_unconverged,
+                     active_tol=active_tol, cvx_solver=cvx_solver, cvx_form=cvx_form,
+                     cvx_options=cvx_options)
+
+
+def _path(X: Any, y: Any, vals: list[float], device: Any, gram: bool | None, t0: float,
+          **kw: Any) -> list[ConvexFit]:
+    des, vector, dev = _prepare(X, y, device, gram)
+    order = sorted(range(len(vals)), key=lambda i: -vals[i])
+    out: list[ConvexFit | None] = [None] * len(vals)
+    x0 = None
+    for i in order:
+        res = _solve(des, vals[i], X_ref=X, vector=vector, dev=dev, x0=x0, t0=t0, **kw)
+        t0 = time.perf_counter()
+        x0 = _x0(res.Z, des, vector, dev)
+        out[i] = res
+    return [r for r in out if r is not None]

@@ -1,0 +1,399 @@
+"""Attention kernels and the functional core of the single-layer model.
+
+Shapes: ``N`` sequences, ``n`` tokens, ``D`` embedding dim, ``H`` heads, ``d`` head dim,
+``M`` independent models (optional leading axis). Every public function accepts NumPy
+arrays or torch tensors and returns the same kind (torch if any input is a tensor).
+
+Kernels (``scale`` defaults to ``1/sqrt(d)``)::
+
+    softmax:  S[k, j] = exp(scale <q_k, k_j>) / sum_l exp(scale <q_k, k_l>)
+    gaussian: S[k, j] = exp(-scale ||q_k - k_j||^2 / 2)      (no row normalization
+              unless ``normalize=True``)
+
+Value dimension 1 with ``W_O`` merged into ``W_V``: ``W_V`` is ``(H, D)`` and
+``out[i, k] = sum_h (S_ih X_i W_V[h])[k]``. The feature matrix ``C`` (``(N n, H D)``, rows
+ordered ``(i, k)``, columns ``(h, D)``) makes the model linear in ``W_V``:
+``layer_output(...).reshape(-1) == C @ W_V.reshape(-1)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._validate import check_array, check_choice, check_finite, check_real
+
+__all__ = [
+    "KERNELS",
+    "softmax_kernel",
+    "gaussian_kernel",
+    "row_stochastic",
+    "attention_matrix",
+    "layer_output",
+    "feature_matrix",
+    "sigma_min",
+    "wq_gradient",
+    "pl_lower_bound",
+]
+
+KERNELS = ("softmax", "gaussian")
+
+# Above this many elements the Gaussian distance uses the clamped expansion instead of the
+# (exact but memory-hungry) broadcast difference q_k - k_j.
+_DIFF_MAX_NUMEL = 1 << 24
+
+Array = Any  # np.ndarray | torch.Tensor
+
+
+# ----------------------------------------------------------------------------- conversion
+def _to_torch(arrays: dict[str, Any]) -> tuple[list[torch.Tensor], bool]:
+    """Convert named arrays to tensors of one common float dtype and device.
+
+    Returns the tensors and ``True`` when the caller should return NumPy (no torch input).
+    """
+    for name, x in arrays.items():
+        check_array(name, x)
+    any_torch = any(isinstance(x, torch.Tensor) for x in arrays.values())
+    ts = [x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+          for x in arrays.values()]
+    dtype = ts[0].dtype
+    for t in ts[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    if not dtype.is_floating_point:
+        dtype = torch.float64
+    device = next((t.device for t in ts if t.device.type != "cpu"), torch.device("cpu"))
+    ts = [t.to(device=device, dtype=dtype) for t in ts]
+    return ts, not any_torch
+
+
+def _back(t: torch.Tensor, numpy_out: bool) -> Array:
+    return t.detach().cpu().numpy() if numpy_out else t
+
+
+def _default_scale(scale: float | None, d: int) -> float:
+    if scale is None:
+        return 1.0 / math.sqrt(d)
+    return check_real("scale", scale, min=0.0, strict_min=True)
+
+
+# ----------------------------------------------------------------------------- kernels
+def _softmax_t(Q: torch.Tensor, K: torch.Tensor, scale: float) -> torch.Tensor:
+    # torch.softmax subtracts the row max: stable for any logit size.
+    return torch.softmax(scale * (Q @ K.transpose(-1, -2)), dim=-1)
+
+
+def _sqdist_t(Q: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """||q_k - k_j||^2, (..., n, n); difference form (no cancellation) when it fits."""
+    n_q, n_k, d = Q.shape[-2], K.shape[-2], Q.shape[-1]
+    batch = Q.numel() // max(n_q * d, 1)
+    if batch * n_q * n_k * d <= _DIFF_MAX_NUMEL:
+        return (Q.unsqueeze(-2) - K.unsqueeze(-3)).square().sum(-1)
+    q2 = Q.square().sum(-1, keepdim=True)
+    k2 = K.square().sum(-1).unsqueeze(-2)
+    return (q2 + k2 - 2.0 * (Q @ K.transpose(-1, -2))).clamp_min(0.0)
+
+
+def _gaussian_t(Q: torch.Tensor, K: torch.Tensor, scale: float, normalize: bool) -> torch.Tensor:
+    logits = (-0.5 * scale) * _sqdist_t(Q, K)
+    if normalize:
+        return torch.softmax(logits, dim=-1)
+    return torch.exp(logits)
+
+
+def _kernel_t(Q: torch.Tensor, K: torch.Tensor, kernel: str, scale: float,
+              normalize: bool) -> torch.Tensor:
+    if kernel == "softmax":
+        return _softmax_t(Q, K, scale)
+    return _gaussian_t(Q, K, scale, normalize)
+
+
+def softmax_kernel(Q: Array, K: Array, scale: float | None = None) -> Array:
+    """Softmax attention ``S`` (..., n, n) from queries and keys ``Q, K`` (..., n, d).
+
+    ``S[k, j] = exp(scale <q_k, k_j>) / sum_l exp(scale <q_k, k_l>)``, ``scale = 1/sqrt(d)``
+    by default; computed with max subtraction (stable).
+    """
+    (Q, K), np_out = _to_torch({"Q": Q, "K": K})
+    _check_qk(Q, K)
+    return _back(_softmax_t(Q, K, _default_scale(scale, Q.shape[-1])), np_out)
+
+
+def gaussian_kernel(Q: Array, K: Array, scale: float | None = None,
+                    normalize: bool = False) -> Array:
+    """Gaussian attention ``S`` (..., n, n) from ``Q, K`` (..., n, d).
+
+    ``S[k, j] = exp(-scale ||q_k - k_j||^2 / 2)`` = ``exp(-||q-k||^2 / (2 sqrt d))`` by
+    default; ``normalize=True`` divides each row by its sum. The squared distance is formed
+    from the difference ``q_k - k_j`` (no cancellation between large norms).
+    """
+    (Q, K), np_out = _to_torch({"Q": Q, "K": K})
+    _check_qk(Q, K)
+    S = _gaussian_t(Q, K, _default_scale(scale, Q.shape[-1]), bool(normalize))
+    return _back(S, np_out)
+
+
+def row_stochastic(logits: Array) -> Array:
+    """Softmax over the last axis: an unconstrained parametrization of a row-stochastic
+    matrix (the shared attention matrix of the convex relaxation). ``(..., n, n)``."""
+    (L,), np_out = _to_torch({"logits": logits})
+    if L.ndim < 1:
+        raise ValueError(f"logits must have at least 1 dimension, got shape {tuple(L.shape)}")
+    return _back(torch.softmax(L, dim=-1), np_out)
+
+
+def _check_qk(Q: torch.Tensor, K: torch.Tensor) -> None:
+    if Q.ndim < 2:
+        raise ValueError(f"Q must have shape (..., n, d), got {tuple(Q.shape)}")
+    if K.ndim < 2 or K.shape[-1] != Q.shape[-1]:
+        raise ValueError(f"K must have shape (..., n, d) with d = {Q.shape[-1]} like Q, "
+                         f"got {tuple(K.shape)}")
+
+
+# ----------------------------------------------------------------------------- model core
+def _check_model(X: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor,
+                 W_V: torch.Tensor | None = None, y: torch.Tensor | None = None) -> bool:
+    """Validate shapes; return True for batched models (leading M axis on the weights)."""
+    if W_Q.ndim not in (3, 4):
+        raise ValueError(f"W_Q must have shape (H, D, d) or (M, H, D, d), got {tuple(W_Q.shape)}")
+    batched = W_Q.ndim == 4
+    if W_K.shape != W_Q.shape:
+        raise ValueError(f"W_K must have the shape of W_Q {tuple(W_Q.shape)}, "
+                         f"got {tuple(W_K.shape)}")
+    D = W_Q.shape[-2]
+    if X.ndim not in ((3, 4) if batched else (3,)):
+        want = "(N, n, D) or (M, N, n, D)" if batched else "(N, n, D)"
+        raise ValueError(f"X must have shape {want}, got {tuple(X.shape)}")
+    if X.shape[-1] != D:
+        raise ValueError(f"X must have last axis D = {D} (from W_Q), got {tuple(X.shape)}")
+    if X.ndim == 4 and X.shape[0] != W_Q.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} models on axis 0 but W_Q has {W_Q.shape[0]}")
+    check_finite("X", X)
+    if W_V is not None:
+        H = W_Q.shape[-3]
+        lead = tuple(W_Q.shape[:-3])
+        if tuple(W_V.shape) not in (lead + (H, D), lead + (H, D, 1)):
+            want = "(M, H, D)" if batched else "(H, D)"
+            raise ValueError(f"W_V must have shape {want} = {lead + (H, D)}, "
+                             f"got {tuple(W_V.shape)}")
+    if y is not None:
+        N, n = X.shape[-3], X.shape[-2]
+        ok = tuple(y.shape) in ((N, n),) + (((W_Q.shape[0], N, n),) if batched else ())
+        if not ok:
+            raise ValueError(f"y must have shape (N, n) = {(N, n)}"
+                             + (" or (M, N, n)" if batched else "") + f", got {tuple(y.shape)}")
+        check_finite("y", y)
+    return batched
+
+
+def _project(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """X (N,n,D) or (M,N,n,D) times W (H,D,e) or (M,H,D,e) -> (..., H, N, n, e)."""
+    if W.ndim == 3:
+        return torch.einsum("ind,hde->hine", X, W)
+    if X.ndim == 3:
+        return torch.einsum("ind,mhde->mhine", X, W)
+    return torch.einsum("mind,mhde->mhine", X, W)
+
+
+def _attention_t(X, W_Q, W_K, kernel, scale, normalize):
+    Q = _project(X, W_Q)
+    K = _project(X, W_K)
+    return _kernel_t(Q, K, kernel, _default_scale(scale, W_Q.shape[-1]), normalize), Q, K
+
+
+def _values(X: torch.Tensor, W_V: torch.Tensor) -> torch.Tensor:
+    """u[..., h, i, j] = X_i[j] . W_V[h] with W_V (H, D) or (M, H, D): (..., H, N, n)."""
+    if W_V.ndim == 2:
+        return torch.einsum("ind,hd->hin", X, W_V)
+    if X.ndim == 3:
+        return torch.einsum("ind,mhd->mhin", X, W_V)
+    return torch.einsum("mind,mhd->mhin", X, W_V)
+
+
+def _squeeze_wv(W_V: torch.Tensor, W_Q: torch.Tensor) -> torch.Tensor:
+    return W_V[..., 0] if W_V.ndim == W_Q.ndim else W_V
+
+
+def _setup(kernel: str, arrays: dict[str, Any]):
+    check_choice("kernel", kernel, KERNELS)
+    return _to_torch(arrays)
+
+
+def attention_matrix(X: Array, W_Q: Array, W_K: Array, kernel: str = "softmax", *,
+                     scale: float | None = None, normalize: bool = False) -> Array:
+    """Attention matrices of every head and sequence.
+
+    Args:
+        X: tokens ``(N, n, D)``, or ``(M, N, n, D)`` per model.
+        W_Q, W_K: ``(H, D, d)``, or ``(M, H, D, d)`` for ``M`` batched models.
+        kernel: ``"softmax"`` or ``"gaussian"``.
+        scale: logit scale, default ``1/sqrt(d)``. normalize: row-normalize the Gaussian.
+
+    Returns:
+        S ``(H, N, n, n)`` or ``(M, H, N, n, n)``; ``S[h, i, k, j]`` = weight of token ``j``
+        in the output of token ``k`` of sequence ``i``.
+    """
+    (X, W_Q, W_K), np_out = _setup(kernel, {"X": X, "W_Q": W_Q, "W_K": W_K})
+    _check_model(X, W_Q, W_K)
+    S, _, _ = _attention_t(X, W_Q, W_K, kernel, scale, bool(normalize))
+    return _back(S, np_out)
+
+
+def layer_output(X: Array, W_Q: Array, W_K: Array, W_V: Array, kernel: str = "softmax", *,
+                 scale: float | None = None, normalize: bool = False) -> Array:
+    """Outputs of the single layer, value dim 1, ``W_O`` merged into ``W_V``.
+
+    ``out[i, k] = sum_h sum_j S[h, i, k, j] <x_ij, W_V[h]>``.
+
+    Args:
+        X: ``(N, n, D)`` (or ``(M, N, n, D)``); W_Q, W_K: ``(H, D, d)`` (or ``(M, H, D, d)``);
+        W_V: ``(H, D)`` (or ``(M, H, D)``; a trailing axis of size 1 is accepted).
+
+    Returns:
+        out ``(N, n)`` or ``(M, N, n)``.
+    """
+    (X, W_Q, W_K, W_V), np_out = _setup(kernel, {"X": X, "W_Q": W_Q, "W_K": W_K, "W_V": W_V})
+    _check_model(X, W_Q, W_K, W_V)
+    S, _, _ = _attention_t(X, W_Q, W_K, kernel, scale, bool(normalize))
+    u = _values(X, _squeeze_wv(W_V, W_Q))
+    out = (S @ u.unsqueeze(-1)).squeeze(-1).sum(-3)
+    return _back(out, np_out)
+
+
+def feature_matrix(X: Array, W_Q: Array, W_K: Array, kernel: str = "softmax", *,
+                   scale: float | None = None, normalize: bool = False) -> Array:
+    """Feature matrix ``C`` with ``vec(outputs) = C vec(W_V)`` for fixed ``W_Q, W_K``.
+
+    Row ``i * n + k`` (sequence ``i``, token ``k``), column ``h * D + a`` (head ``h``,
+    embedding coordinate ``a``): ``C[(i,k), (h,a)] = sum_j S[h,i,k,j] X[i,j,a]``, i.e. the
+    block row ``i`` is ``[S_i1 X_i, ..., S_iH X_i]``.
+
+    Returns:
+        C ``(N n, H D)``, or ``(M, N n, H D)`` for batched weights.
+    """
+    (X, W_Q, W_K), np_out = _setup(kernel, {"X": X, "W_Q": W_Q, "W_K": W_K})
+    _check_model(X, W_Q, W_K)
+    S, _, _ = _attention_t(X, W_Q, W_K, kernel, scale, bool(normalize))
+    return _back(_feature_t(S, X), np_out)
+
+
+def _feature_t(S: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """S (..., H, N, n, n), X (N, n, D) or (M, N, n, D) -> C (..., N n, H D)."""
+    SX = S @ X.unsqueeze(-4)  # (..., H, N, n, D)
+    H, N, n, D = SX.shape[-4:]
+    return SX.movedim(-4, -2).reshape(*SX.shape[:-4], N * n, H * D)
+
+
+def sigma_min(C: Array, k: int | Array | None = None) -> Array:
+    """Smallest singular value of ``C`` among its first ``min(rows, cols)`` (or first ``k``).
+
+    Args:
+        C: ``(Nn, HD)`` or batched ``(M, Nn, HD)``.
+        k: optional count of singular values to consider (int, or ``(M,)`` per model; used
+            for zero-padded models whose real ``H D`` is smaller than the padded width).
+
+    Returns:
+        A scalar (0-d array / tensor) or ``(M,)``; (numerically) zero when ``C`` is rank
+        deficient, e.g. for a saturated softmax.
+    """
+    (Ct,), np_out = _to_torch({"C": C})
+    if Ct.ndim not in (2, 3):
+        raise ValueError(f"C must have shape (Nn, HD) or (M, Nn, HD), got {tuple(Ct.shape)}")
+    s = torch.linalg.svdvals(Ct)  # descending, (..., min(rows, cols))
+    r = s.shape[-1]
+    if k is None:
+        out = s[..., r - 1]
+    else:
+        kk = torch.as_tensor(np.asarray(k), dtype=torch.long, device=s.device)
+        if (kk < 1).any() or (kk > r).any():
+            raise ValueError(f"k must be in [1, {r}], got {np.asarray(k)}")
+        kk = kk.expand(s.shape[:-1]) if kk.ndim == 0 else kk
+        out = s.gather(-1, (kk - 1).unsqueeze(-1)).squeeze(-1)
+    return _back(out, np_out)
+
+
+# ----------------------------------------------------------------------------- gradients
+def _token_grads(X, W_Q, W_K, W_V, y, kernel, scale, normalize):
+    """Per-token query gradients ``g[..., h, i, k, :]`` (d) and residuals ``r[..., i, k]``.
+
+    dF/dW_Q[h] = sum_{i,k} r_ik x_ik^T g_hik  (gd-dynamics.md §2). With per-head values
+    ``u_hij`` and per-head output ``Z_hik = sum_j S_hkj u_hij``:
+      softmax:              g = scale * sum_j S_kj (u_j - Z_k) k_j
+      gaussian:             g = -scale * sum_j S_kj u_j (q_k - k_j)
+      gaussian, normalized: g = -scale * sum_j S_kj (u_j - Z_k) (q_k - k_j)
+    """
+    sc = _default_scale(scale, W_Q.shape[-1])
+    S, Q, K = _attention_t(X, W_Q, W_K, kernel, sc, normalize)
+    u = _values(X, _squeeze_wv(W_V, W_Q))  # (..., H, N, n)
+    Zh = (S @ u.unsqueeze(-1)).squeeze(-1)  # (..., H, N, n)
+    r = Zh.sum(-3) - y  # (..., N, n)
+    if kernel == "softmax" or normalize:
+        A = S * (u.unsqueeze(-2) - Zh.unsqueeze(-1))  # (..., H, N, n, n): S_kj (u_j - Z_k)
+    else:
+        A = S * u.unsqueeze(-2)
+    if kernel == "softmax":
+        g = sc * (A @ K)
+    else:  # sum_j A_kj (q_k - k_j) = (sum_j A_kj) q_k - A @ K
+        g = -sc * (A.sum(-1, keepdim=True) * Q - A @ K)
+    return g, r
+
+
+def wq_gradient(X: Array, W_Q: Array, W_K: Array, W_V: Array, y: Array,
+                kernel: str = "softmax", *, scale: float | None = None,
+                normalize: bool = False) -> Array:
+    """Closed-form gradient of ``f = 1/2 sum_{i,k} (out_ik - y_ik)^2`` w.r.t. ``W_Q``.
+
+    Implements ``dF/dW_Q[h] = sum_{i,k} r_ik x_ik^T g_hik`` with the per-token query
+    gradients of gd-dynamics.md §2 (the book's derivation), head by head; for ``H > 1`` the
+    softmax term uses the head's own output ``Z_hik = sum_j S_hkj u_hij``.
+
+    Args:
+        X ``(N, n, D)``; W_Q, W_K ``(H, D, d)``; W_V ``(H, D)``; y ``(N, n)``. Batched:
+        leading ``M`` on the weights (and optionally on X, y).
+
+    Returns:
+        ``(H, D, d)`` or ``(M, H, D, d)``.
+    """
+    (X, W_Q, W_K, W_V, y), np_out = _setup(
+        kernel, {"X": X, "W_Q": W_Q, "W_K": W_K, "W_V": W_V, "y": y})
+    _check_model(X, W_Q, W_K, W_V, y)
+    g, r = _token_grads(X, W_Q, W_K, W_V, y, kernel, scale, bool(normalize))
+    Xr = X * r.unsqueeze(-1)  # (..., N, n, D)
+    # grad[h] = Xr^T G_h with tokens stacked: (D, Nn) @ (Nn, d) per head
+    grad = Xr.flatten(-3, -2).transpose(-1, -2).unsqueeze(-3) @ g.flatten(-3, -2)
+    return _back(grad, np_out)
+
+
+def pl_lower_bound(X: Array, W_Q: Array, W_K: Array, W_V: Array, y: Array,
+                   kernel: str = "softmax", *, scale: float | None = None,
+                   normalize: bool = False) -> tuple[Array, Array]:
+    """Both sides of the Schur PL bound for ``W_Q``-only training (gd-dynamics.md §2).
+
+    The Jacobian ``J`` of the outputs (rows ``(i, k)``) w.r.t. ``vec(W_Q)`` (all heads)
+    satisfies ``J J^T = (X X^T) o (sum_h G_h G_h^T)`` where ``X`` stacks all tokens
+    ``(Nn, D)`` and ``G_h`` stacks ``g_hik``. Schur's inequality gives
+    ``lambda_min(J J^T) >= lambda_min(X X^T) * min_{ik} sum_h ||g_hik||^2`` and
+    ``||grad_{W_Q} f||^2 >= 2 lambda_min(J J^T) f``. For ``H = 1`` the right side is the
+    single-head ``lambda_min(XX^T) min ||g_ik||^2``. ``g`` does not depend on ``y``; ``y`` is
+    taken (and validated) for a uniform signature with :func:`wq_gradient`.
+
+    Returns:
+        ``(lam_min_JJt, bound)``, scalars or ``(M,)``. ``bound`` is 0 when ``D < N n``.
+    """
+    (X, W_Q, W_K, W_V, y), np_out = _setup(
+        kernel, {"X": X, "W_Q": W_Q, "W_K": W_K, "W_V": W_V, "y": y})
+    _check_model(X, W_Q, W_K, W_V, y)
+    g, _ = _token_grads(X, W_Q, W_K, W_V, y, kernel, scale, bool(normalize))
+    G = g.flatten(-3, -2)  # (..., H, Nn, d)
+    GG = (G @ G.transpose(-1, -2)).sum(-3)  # (..., Nn, Nn)
+    Xf = X.flatten(-3, -2)  # (..., Nn, D)
+    XX = Xf @ Xf.transpose(-1, -2)
+    lam_J = torch.linalg.eigvalsh(XX * GG)[..., 0]
+    lam_X = torch.linalg.eigvalsh(XX)[..., 0].clamp_min(0.0)
+    gmin = GG.diagonal(dim1=-2, dim2=-1).min(-1).values
+    bound = lam_X * gmin
+    if bound.shape != lam_J.shape:
+        bound = bound.expand(lam_J.shape)
+    return _back(lam_J, np_out), _back(bound, np_out)
