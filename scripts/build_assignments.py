@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 import jupytext
-import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = ("student", "instructor")
@@ -40,7 +39,8 @@ _MARK = {
 
 def _make_notebooks():
     """scripts/make_notebooks.py as a module (its Colab setup cell and notebook writer)."""
-    spec = importlib.util.spec_from_file_location("make_notebooks", ROOT / "scripts/make_notebooks.py")
+    spec = importlib.util.spec_from_file_location("make_notebooks",
+                                                  ROOT / "scripts/make_notebooks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.ROOT = ROOT

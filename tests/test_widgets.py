@@ -194,6 +194,18 @@ def test_missing_gpu_falls_back_to_cpu_with_a_note(monkeypatch):
     assert res.device == "cpu" and "not available" in res.note and "not available" in res.status()
 
 
+def test_dashboard_asked_for_a_missing_gpu_trains_on_cpu_with_a_note(monkeypatch):
+    import attnlab.widgets as widgets
+
+    monkeypatch.setattr(phase, "available_devices", lambda: ["cpu"])
+    monkeypatch.setattr(widgets, "available_devices", lambda: ["cpu"])
+    d = small_dash(device="cuda")
+    assert list(d.device.options) == ["cpu"] and d.device.value == "cpu"
+    assert "not available" in d.status.value and not d.train_button.disabled
+    res = d.run()
+    assert res.device == "cpu" and "not available" in res.note
+
+
 def test_config_problems_for_library_use():
     assert config_problems(RunConfig()) == []
     with pytest.raises(ValueError, match="at least one matrix"):

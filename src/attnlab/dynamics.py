@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from .data import random_targets, random_tokens, teacher_targets
 from .kernels import KERNELS, attention_matrix, feature_matrix, pl_lower_bound, wq_gradient
 from .model import PARAM_NAMES, Params, forward, init_params, stack_params
 from .train import History, train
+
+# NumPy array or torch tensor (functions convert as needed).
+ArrayLike = np.ndarray | torch.Tensor
 
 __all__ = [
     "lstsq_floor",
@@ -83,7 +87,7 @@ def _svals(C: torch.Tensor) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- helpers
-def lstsq_floor(C, y) -> np.ndarray:
+def lstsq_floor(C: ArrayLike, y: ArrayLike) -> np.ndarray:
     """``1/2 min_w ||C w - y||^2`` by ``numpy.linalg.lstsq``: the loss W_V-only GD plateaus at.
 
     Args:
@@ -95,8 +99,10 @@ def lstsq_floor(C, y) -> np.ndarray:
     C = np.asarray(C.detach().cpu() if isinstance(C, torch.Tensor) else C, dtype=float)
     y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y, dtype=float)
     C = C[None] if C.ndim == 2 else C
-    y = np.broadcast_to(y.reshape(-1, C.shape[1]) if y.size != C.shape[1] else
-                        y.reshape(1, -1), (C.shape[0], C.shape[1]))
+    y = np.broadcast_to(
+        y.reshape(-1, C.shape[1]) if y.size != C.shape[1] else y.reshape(1, -1),
+        (C.shape[0], C.shape[1]),
+    )
     out = []
     for Cm, ym in zip(C, y, strict=True):
         w = np.linalg.lstsq(Cm, ym, rcond=None)[0]
@@ -104,8 +110,9 @@ def lstsq_floor(C, y) -> np.ndarray:
     return np.asarray(out)
 
 
-def per_step_factor(loss: np.ndarray, steps: np.ndarray, *, window: int = 10,
-                    tiny: float = 1e-22) -> float:
+def per_step_factor(
+    loss: np.ndarray, steps: np.ndarray, *, window: int = 10, tiny: float = 1e-22
+) -> float:
     """Measured per-step factor ``(f_t1 / f_t0)^(1/(t1 - t0))`` over the last ``window``
     logged intervals whose losses are above ``tiny * f_0`` (below, rounding dominates).
 
@@ -163,9 +170,19 @@ def _feature_svals(X: torch.Tensor, p: Params, kernel, Nn: int) -> tuple[np.ndar
     return s[:, 0], s[np.arange(len(k)), k - 1], C
 
 
-def threshold_sweep(*, kernel: str = "softmax", Ds: Sequence[int] = (8, 16, 32, 64, 128),
-                    N: int = 8, n: int = 4, H: int = 2, d: int = 8, init_scale: float = 1.0,
-                    steps: int = 20_000, seed: int = 0, log_every: int = 10) -> ThresholdSweep:
+def threshold_sweep(
+    *,
+    kernel: str = "softmax",
+    Ds: Sequence[int] = (8, 16, 32, 64, 128),
+    N: int = 8,
+    n: int = 4,
+    H: int = 2,
+    d: int = 8,
+    init_scale: float = 1.0,
+    steps: int = 20_000,
+    seed: int = 0,
+    log_every: int = 10,
+) -> ThresholdSweep:
     """C1: train ``W_V`` alone (``lr = 1/sigma_max(C)^2``) for each ``D``, in one batch.
 
     Models differ only in ``D`` (zero-padded batch); data, targets and initial weights come
@@ -180,8 +197,21 @@ def threshold_sweep(*, kernel: str = "softmax", Ds: Sequence[int] = (8, 16, 32, 
     p = init_params(M=K, H=H, D=Ds, d=d, init_scale=init_scale, seed=[seed] * K)
     smax, smin, C = _feature_svals(X, p, kernel, N * n)
     h = train(p, X, y, kernel=kernel, train=_WV, steps=steps, log_every=log_every)
-    return ThresholdSweep(kernel, np.asarray(Ds), N * n, H, h.steps, h.loss,
-                          lstsq_floor(C, y), smin, smax, h.lr, X, y, p)
+    return ThresholdSweep(
+        kernel,
+        np.asarray(Ds),
+        N * n,
+        H,
+        h.steps,
+        h.loss,
+        lstsq_floor(C, y),
+        smin,
+        smax,
+        h.lr,
+        X,
+        y,
+        p,
+    )
 
 
 @dataclass
@@ -205,8 +235,12 @@ def rate_check(sweep: ThresholdSweep, *, window: int = 10) -> RateCheck:
     """
     above = sweep.H * sweep.D >= sweep.Nn
     pred = np.where(above, (1.0 - sweep.lr * sweep.sigma_min**2) ** 2, np.nan)
-    meas = np.array([per_step_factor(sweep.loss[k], sweep.steps, window=window) if above[k]
-                     else np.nan for k in range(len(sweep.D))])
+    meas = np.array(
+        [
+            per_step_factor(sweep.loss[k], sweep.steps, window=window) if above[k] else np.nan
+            for k in range(len(sweep.D))
+        ]
+    )
     return RateCheck(sweep.kernel, sweep.D, meas, pred)
 
 
@@ -229,9 +263,17 @@ class ConditioningSweep:
         return self.sigma_max / self.sigma_min
 
 
-def conditioning_sweep(*, kernel: str = "softmax", Ds: Sequence[int] = (16, 24, 32, 48, 64),
-                       seeds: Sequence[int] = range(8), N: int = 8, n: int = 4, H: int = 2,
-                       d: int = 8, init_scale: float = 1.0) -> ConditioningSweep:
+def conditioning_sweep(
+    *,
+    kernel: str = "softmax",
+    Ds: Sequence[int] = (16, 24, 32, 48, 64),
+    seeds: Sequence[int] = range(8),
+    N: int = 8,
+    n: int = 4,
+    H: int = 2,
+    d: int = 8,
+    init_scale: float = 1.0,
+) -> ConditioningSweep:
     """C3: singular values of the feature matrix at initialization, for each ``D`` and seed.
 
     One batched evaluation over all ``(D, seed)`` pairs (zero-padded ``D``).
@@ -247,8 +289,7 @@ def conditioning_sweep(*, kernel: str = "softmax", Ds: Sequence[int] = (16, 24, 
     smax, smin, _ = _feature_svals(X, p, kernel, N * n)
     shape = (len(Ds), len(seeds))
     D = np.asarray(Ds)
-    return ConditioningSweep(kernel, D, H * D / (N * n), smin.reshape(shape),
-                             smax.reshape(shape))
+    return ConditioningSweep(kernel, D, H * D / (N * n), smin.reshape(shape), smax.reshape(shape))
 
 
 # ----------------------------------------------------------------------------- C4
@@ -272,9 +313,17 @@ class ScaleSweep:
     max_weight: np.ndarray
 
 
-def sigma_min_vs_scale(*, kernel: str = "softmax", scales: Sequence[float] | None = None,
-                       seeds: Sequence[int] = range(5), N: int = 8, n: int = 4, D: int = 64,
-                       d: int = 8, H: int = 1) -> ScaleSweep:
+def sigma_min_vs_scale(
+    *,
+    kernel: str = "softmax",
+    scales: Sequence[float] | None = None,
+    seeds: Sequence[int] = range(5),
+    N: int = 8,
+    n: int = 4,
+    D: int = 64,
+    d: int = 8,
+    H: int = 1,
+) -> ScaleSweep:
     """C4: ``W_Q, W_K = s Z`` with the same ``Z`` (per seed) for every scale ``s``.
 
     All ``K x S`` models are one batched evaluation; the seed fixes the tokens and ``Z``, so
@@ -294,15 +343,30 @@ def sigma_min_vs_scale(*, kernel: str = "softmax", scales: Sequence[float] | Non
     P = S / rs.clamp_min(torch.finfo(S.dtype).tiny).unsqueeze(-1)
     ent = torch.special.entr(P).sum(-1).flatten(1).mean(1)
     shape = (len(scales), len(seeds))
-    return ScaleSweep(kernel, scales, smin.reshape(shape), smax.reshape(shape),
-                      ent.numpy().reshape(shape), rs.flatten(1).mean(1).numpy().reshape(shape),
-                      P.amax(-1).flatten(1).mean(1).numpy().reshape(shape))
+    return ScaleSweep(
+        kernel,
+        scales,
+        smin.reshape(shape),
+        smax.reshape(shape),
+        ent.numpy().reshape(shape),
+        rs.flatten(1).mean(1).numpy().reshape(shape),
+        P.amax(-1).flatten(1).mean(1).numpy().reshape(shape),
+    )
 
 
 # ----------------------------------------------------------------------------- gradients
-def gradient_check(*, kernel: str = "softmax", N: int = 4, n: int = 4, D: int = 16, d: int = 8,
-                   H: int = 2, init_scale: float = 0.5, value_scale: float = 2.0,
-                   seed: int = 0) -> float:
+def gradient_check(
+    *,
+    kernel: str = "softmax",
+    N: int = 4,
+    n: int = 4,
+    D: int = 16,
+    d: int = 8,
+    H: int = 2,
+    init_scale: float = 0.5,
+    value_scale: float = 2.0,
+    seed: int = 0,
+) -> float:
     """Relative error between :func:`attnlab.wq_gradient` (closed form) and autograd
     through :func:`attnlab.layer_output`, at a random point with random targets (float64)."""
     kernel = _kernel(kernel)
@@ -319,7 +383,7 @@ def gradient_check(*, kernel: str = "softmax", N: int = 4, n: int = 4, D: int = 
 
 
 # ----------------------------------------------------------------------------- C5, C6
-def reachable_interval(X, params: Params, kernel: str) -> tuple[np.ndarray, np.ndarray]:
+def reachable_interval(X: ArrayLike, params: Params, kernel: str) -> tuple[np.ndarray, np.ndarray]:
     """Interval that contains every output ``out_ik`` reachable by moving ``W_Q`` alone.
 
     With values ``u_hij = <x_ij, W_V[h]>`` fixed: a softmax row is a probability vector, so
@@ -350,7 +414,7 @@ def reachable_interval(X, params: Params, kernel: str) -> tuple[np.ndarray, np.n
     return lo.numpy().copy(), hi.numpy().copy()
 
 
-def reachable_floor(X, params: Params, y, kernel: str) -> np.ndarray:
+def reachable_floor(X: ArrayLike, params: Params, y: ArrayLike, kernel: str) -> np.ndarray:
     """Lower bound on ``inf_{W_Q} f``: ``1/2 sum_ik dist(y_ik, [lo_ik, hi_ik])^2`` with the
     interval of :func:`reachable_interval`. ``(M,)`` NumPy."""
     lo, hi = reachable_interval(X, params, kernel)
@@ -393,10 +457,23 @@ class WQRun:
         return self.loss[:, -1] / self.loss[:, 0]
 
 
-def wq_run(*, kernel: str = "softmax", seeds: Sequence[int] = range(8), N: int = 4, n: int = 4,
-           D: int = 32, d: int = 8, H: int = 1, init_scale: float = 0.5,
-           value_scale: float = 2.0, target_scale: float = 0.3, lr: float = 0.5,
-           steps: int = 3000, log_every: int = 10, snap_every: int = 100) -> WQRun:
+def wq_run(
+    *,
+    kernel: str = "softmax",
+    seeds: Sequence[int] = range(8),
+    N: int = 4,
+    n: int = 4,
+    D: int = 32,
+    d: int = 8,
+    H: int = 1,
+    init_scale: float = 0.5,
+    value_scale: float = 2.0,
+    target_scale: float = 0.3,
+    lr: float = 0.5,
+    steps: int = 3000,
+    log_every: int = 10,
+    snap_every: int = 100,
+) -> WQRun:
     """Train ``W_Q`` alone on random targets ``y ~ N(0, target_scale^2)``, one model per seed.
 
     Seed ``s`` fixes the tokens, the targets and the initial weights (same for both
@@ -407,8 +484,7 @@ def wq_run(*, kernel: str = "softmax", seeds: Sequence[int] = range(8), N: int =
     S = len(seeds)
     X = random_tokens(N, n, [D] * S, seed=seeds)
     y = torch.stack([random_targets(N, n, seed=s, scale=target_scale) for s in seeds])
-    p = init_params(M=S, H=H, D=D, d=d, init_scale=init_scale, value_scale=value_scale,
-                    seed=seeds)
+    p = init_params(M=S, H=H, D=D, d=d, init_scale=init_scale, value_scale=value_scale, seed=seeds)
     snaps: dict[int, Params] = {}
     snap_every = check_int("snap_every", snap_every, min=1)
 
@@ -416,8 +492,17 @@ def wq_run(*, kernel: str = "softmax", seeds: Sequence[int] = range(8), N: int =
         if step % snap_every == 0 or step == steps:
             snaps[step] = hist.params
 
-    h = train(p, X, y, kernel=kernel, train=("W_Q",), lr=lr, steps=steps,
-              log_every=check_int("log_every", log_every, min=1), on_step=keep)
+    h = train(
+        p,
+        X,
+        y,
+        kernel=kernel,
+        train=("W_Q",),
+        lr=lr,
+        steps=steps,
+        log_every=check_int("log_every", log_every, min=1),
+        on_step=keep,
+    )
     snap_steps = np.asarray(sorted(snaps))
     with torch.no_grad():
         Z = torch.stack([forward(snaps[t], X, kernel) for t in snap_steps], 1)
@@ -426,18 +511,31 @@ def wq_run(*, kernel: str = "softmax", seeds: Sequence[int] = range(8), N: int =
         q = torch.einsum("mind,mde->mine", X, fin.W_Q[:, 0])
         q0 = torch.einsum("mind,mde->mine", X, p.W_Q[:, 0])
     lo, hi = reachable_interval(X, p, kernel)
-    return WQRun(kernel, np.asarray(seeds), h.steps, h.loss, h.pl_ratio, snap_steps,
-                 Z.numpy(), y.numpy(), lo, hi, reachable_floor(X, p, y, kernel),
-                 S_att.sum(-1).sum(1).numpy(), q0.norm(dim=-1).numpy(),
-                 q.norm(dim=-1).numpy(), h)
+    return WQRun(
+        kernel,
+        np.asarray(seeds),
+        h.steps,
+        h.loss,
+        h.pl_ratio,
+        snap_steps,
+        Z.numpy(),
+        y.numpy(),
+        lo,
+        hi,
+        reachable_floor(X, p, y, kernel),
+        S_att.sum(-1).sum(1).numpy(),
+        q0.norm(dim=-1).numpy(),
+        q.norm(dim=-1).numpy(),
+        h,
+    )
 
 
-def hull_barrier_example(**kw) -> WQRun:
+def hull_barrier_example(**kw: Any) -> WQRun:
     """C5: :func:`wq_run` with the softmax kernel (the convex-hull floor)."""
     return wq_run(kernel="softmax", **kw)
 
 
-def gaussian_trap_example(**kw) -> WQRun:
+def gaussian_trap_example(**kw: Any) -> WQRun:
     """C6: :func:`wq_run` with the Gaussian kernel on the same problems (its own trap)."""
     return wq_run(kernel="gaussian", **kw)
 
@@ -477,12 +575,23 @@ class TeacherRuns:
         return (self.ratio < tol).sum(-1)
 
 
-def teacher_runs(*, kernels: Sequence[str] = KERNELS, deltas: Sequence[float] = (1.0,),
-                 scales: Sequence[float] = (0.5,), Ds: Sequence[int] = (32,),
-                 seeds: Sequence[int] = range(6), N: int = 4, n: int = 4, d: int = 8,
-                 H: int = 1, value_scale: float = 2.0, lr: float = 0.5,
-                 lr_mode: str = "fixed", steps: int = 1500,
-                 log_every: int = 10) -> TeacherRuns:
+def teacher_runs(
+    *,
+    kernels: Sequence[str] = KERNELS,
+    deltas: Sequence[float] = (1.0,),
+    scales: Sequence[float] = (0.5,),
+    Ds: Sequence[int] = (32,),
+    seeds: Sequence[int] = range(6),
+    N: int = 4,
+    n: int = 4,
+    d: int = 8,
+    H: int = 1,
+    value_scale: float = 2.0,
+    lr: float = 0.5,
+    lr_mode: str = "fixed",
+    steps: int = 1500,
+    log_every: int = 10,
+) -> TeacherRuns:
     """Train ``W_Q`` alone toward a same-kernel teacher, for every grid point, in one batch.
 
     The teacher equals the student's initialization except
@@ -503,36 +612,72 @@ def teacher_runs(*, kernels: Sequence[str] = KERNELS, deltas: Sequence[float] = 
     Dm = [g[3] for g in grid]
     sd = [g[4] for g in grid]
     X = random_tokens(N, n, Dm, seed=sd)
-    p = init_params(M=len(grid), H=H, D=Dm, d=d, init_scale=[g[2] for g in grid],
-                    value_scale=value_scale, seed=sd)
+    p = init_params(
+        M=len(grid),
+        H=H,
+        D=Dm,
+        d=d,
+        init_scale=[g[2] for g in grid],
+        value_scale=value_scale,
+        seed=sd,
+    )
     y = torch.empty(len(grid), N, n, dtype=p.dtype)
     for delta in deltas:  # teacher_targets takes one delta per call
         idx = [m for m, g in enumerate(grid) if g[1] == delta]
-        y[idx] = teacher_targets(X[idx], p.select(idx), delta=delta,
-                                 kernel=[ker[m] for m in idx], seed=[sd[m] for m in idx])[0]
+        y[idx] = teacher_targets(
+            X[idx],
+            p.select(idx),
+            delta=delta,
+            kernel=[ker[m] for m in idx],
+            seed=[sd[m] for m in idx],
+        )[0]
     lrs = curvature_lr(X, p, ker, lr) if lr_mode == "curvature" else np.full(len(grid), lr)
-    h = train(p, X, y, kernel=ker, train=("W_Q",), lr=lrs.tolist(), steps=steps,
-              log_every=log_every)
+    h = train(
+        p, X, y, kernel=ker, train=("W_Q",), lr=lrs.tolist(), steps=steps, log_every=log_every
+    )
     shape = (len(kernels), len(deltas), len(scales), len(Ds), len(seeds))
-    return TeacherRuns(kernels, np.asarray(deltas), np.asarray(scales), np.asarray(Ds),
-                       np.asarray(seeds), h.steps, h.loss.reshape(*shape, -1),
-                       h.pl_ratio.reshape(*shape, -1), lrs.reshape(shape), lr_mode)
+    return TeacherRuns(
+        kernels,
+        np.asarray(deltas),
+        np.asarray(scales),
+        np.asarray(Ds),
+        np.asarray(seeds),
+        h.steps,
+        h.loss.reshape(*shape, -1),
+        h.pl_ratio.reshape(*shape, -1),
+        lrs.reshape(shape),
+        lr_mode,
+    )
 
 
-def teacher_comparison(*, deltas: Sequence[float] = (0.5, 1.0, 2.0),
-                       seeds: Sequence[int] = range(8), D: int = 32, init_scale: float = 0.5,
-                       steps: int = 1500, **kw) -> TeacherRuns:
+def teacher_comparison(
+    *,
+    deltas: Sequence[float] = (0.5, 1.0, 2.0),
+    seeds: Sequence[int] = range(8),
+    D: int = 32,
+    init_scale: float = 0.5,
+    steps: int = 1500,
+    **kw: Any,
+) -> TeacherRuns:
     """C7: both kernels, several teacher distances ``delta``, ``D >= N n``."""
-    return teacher_runs(deltas=deltas, scales=(init_scale,), Ds=(D,), seeds=seeds,
-                        steps=steps, **kw)
+    return teacher_runs(
+        deltas=deltas, scales=(init_scale,), Ds=(D,), seeds=seeds, steps=steps, **kw
+    )
 
 
-def teacher_vs_dim(*, Ds: Sequence[int] = (8, 16, 32, 64), seeds: Sequence[int] = range(8),
-                   delta: float = 1.0, init_scale: float = 0.5, steps: int = 300,
-                   **kw) -> TeacherRuns:
+def teacher_vs_dim(
+    *,
+    Ds: Sequence[int] = (8, 16, 32, 64),
+    seeds: Sequence[int] = range(8),
+    delta: float = 1.0,
+    init_scale: float = 0.5,
+    steps: int = 300,
+    **kw: Any,
+) -> TeacherRuns:
     """C8: both kernels against the embedding dimension (``N n = 16`` by default)."""
-    return teacher_runs(deltas=(delta,), scales=(init_scale,), Ds=Ds, seeds=seeds,
-                        steps=steps, **kw)
+    return teacher_runs(
+        deltas=(delta,), scales=(init_scale,), Ds=Ds, seeds=seeds, steps=steps, **kw
+    )
 
 
 # ----------------------------------------------------------------------------- C9
@@ -553,12 +698,23 @@ class PLTrajectory:
     bound: np.ndarray
 
 
-def pl_bound_along_trajectory(*, kernel: str = "gaussian", seeds: Sequence[int] = range(3),
-                              N: int = 4, n: int = 4, D: int = 32, d: int = 8, H: int = 1,
-                              init_scale: float = 0.5, value_scale: float = 2.0,
-                              delta: float = 1.0, lr: float = 1.0,
-                              lr_mode: str = "curvature", steps: int = 300,
-                              log_every: int = 10) -> PLTrajectory:
+def pl_bound_along_trajectory(
+    *,
+    kernel: str = "gaussian",
+    seeds: Sequence[int] = range(3),
+    N: int = 4,
+    n: int = 4,
+    D: int = 32,
+    d: int = 8,
+    H: int = 1,
+    init_scale: float = 0.5,
+    value_scale: float = 2.0,
+    delta: float = 1.0,
+    lr: float = 1.0,
+    lr_mode: str = "curvature",
+    steps: int = 300,
+    log_every: int = 10,
+) -> PLTrajectory:
     """C9: W_Q-only GD toward a same-kernel teacher; at every logged step evaluate
     :func:`attnlab.pl_lower_bound` (both sides of ``lambda_min(JJ^T) >= bound``).
 
@@ -568,8 +724,7 @@ def pl_bound_along_trajectory(*, kernel: str = "gaussian", seeds: Sequence[int] 
     seeds = _seeds(seeds)
     S = len(seeds)
     X = random_tokens(N, n, [D] * S, seed=seeds)
-    p = init_params(M=S, H=H, D=D, d=d, init_scale=init_scale, value_scale=value_scale,
-                    seed=seeds)
+    p = init_params(M=S, H=H, D=D, d=d, init_scale=init_scale, value_scale=value_scale, seed=seeds)
     y, _ = teacher_targets(X, p, delta=delta, kernel=kernel, seed=seeds)
     lr_mode = check_choice("lr_mode", lr_mode, ("fixed", "curvature"))
     lrs = curvature_lr(X, p, kernel, lr) if lr_mode == "curvature" else np.full(S, lr)
@@ -581,15 +736,28 @@ def pl_bound_along_trajectory(*, kernel: str = "gaussian", seeds: Sequence[int] 
         lam.append(a.numpy())
         bnd.append(b.numpy())
 
-    h = train(p, X, y, kernel=kernel, train=("W_Q",), lr=lrs.tolist(), steps=steps,
-              log_every=log_every, on_step=evaluate)
-    return PLTrajectory(kernel, h.steps, h.loss, h.pl_ratio, np.stack(lam, 1),
-                        np.stack(bnd, 1))
+    h = train(
+        p,
+        X,
+        y,
+        kernel=kernel,
+        train=("W_Q",),
+        lr=lrs.tolist(),
+        steps=steps,
+        log_every=log_every,
+        on_step=evaluate,
+    )
+    return PLTrajectory(kernel, h.steps, h.loss, h.pl_ratio, np.stack(lam, 1), np.stack(bnd, 1))
 
 
 # ----------------------------------------------------------------------------- joint
-def block_grad_norms(params: Params, X, y, kernel: str | Sequence[str] = "softmax",
-                     names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def block_grad_norms(
+    params: Params,
+    X: ArrayLike,
+    y: ArrayLike,
+    kernel: str | Sequence[str] = "softmax",
+    names: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:
     """``||grad_B f||^2`` for each parameter block ``B`` (autograd through
     :func:`attnlab.forward`), ``(M,)`` per block."""
     names = tuple(params.tensors()) if names is None else tuple(names)
@@ -631,17 +799,37 @@ def _joint_problem(kernel, seeds, N, n, H, D, d, init_scale, value_scale, out_pr
     S = len(seeds)
     X = random_tokens(N, n, [D] * S, seed=seeds)
     y = torch.stack([random_targets(N, n, seed=s) for s in seeds])
-    p = init_params(M=S, H=H, D=D, d=d, init_scale=init_scale, value_scale=value_scale,
-                    seed=seeds, out_proj=out_proj, d_v=d_v)
+    p = init_params(
+        M=S,
+        H=H,
+        D=D,
+        d=d,
+        init_scale=init_scale,
+        value_scale=value_scale,
+        seed=seeds,
+        out_proj=out_proj,
+        d_v=d_v,
+    )
     return X, y, p
 
 
-def freeze_comparison(*, kernel: str = "softmax",
-                      groups: Sequence[Sequence[str]] = _GROUPS,
-                      seeds: Sequence[int] = range(4), N: int = 8, n: int = 4, H: int = 2,
-                      D: int = 32, d: int = 8, init_scale: float = 1.0,
-                      value_scale: float = 1.0, out_proj: bool = False, lr: float = 0.3,
-                      steps: int = 2000, log_every: int = 10) -> FreezeComparison:
+def freeze_comparison(
+    *,
+    kernel: str = "softmax",
+    groups: Sequence[Sequence[str]] = _GROUPS,
+    seeds: Sequence[int] = range(4),
+    N: int = 8,
+    n: int = 4,
+    H: int = 2,
+    D: int = 32,
+    d: int = 8,
+    init_scale: float = 1.0,
+    value_scale: float = 1.0,
+    out_proj: bool = False,
+    lr: float = 0.3,
+    steps: int = 2000,
+    log_every: int = 10,
+) -> FreezeComparison:
     """Train each subset in ``groups`` (the rest frozen) from the same initializations.
 
     Random targets ``y ~ N(0, 1)``; one batched run per group (models = seeds).
@@ -655,8 +843,9 @@ def freeze_comparison(*, kernel: str = "softmax",
         h = train(p, X, y, kernel=kernel, train=g, lr=lr, steps=steps, log_every=log_every)
         losses.append(h.loss)
         steps_out = h.steps
-    return FreezeComparison(kernel, groups, np.asarray(seeds), steps_out, np.stack(losses),
-                            float(lr))
+    return FreezeComparison(
+        kernel, groups, np.asarray(seeds), steps_out, np.stack(losses), float(lr)
+    )
 
 
 @dataclass
@@ -681,11 +870,24 @@ class JointRun:
     lr: float
 
 
-def joint_run(*, kernel: str = "softmax", trained: Sequence[str] = ("W_Q", "W_K", "W_V"),
-              seeds: Sequence[int] = range(4), N: int = 8, n: int = 4, H: int = 2, D: int = 32,
-              d: int = 8, init_scale: float = 1.0, value_scale: float = 1.0,
-              out_proj: bool = False, d_v: int = 1, lr: float = 0.3, steps: int = 300,
-              log_every: int = 5) -> JointRun:
+def joint_run(
+    *,
+    kernel: str = "softmax",
+    trained: Sequence[str] = ("W_Q", "W_K", "W_V"),
+    seeds: Sequence[int] = range(4),
+    N: int = 8,
+    n: int = 4,
+    H: int = 2,
+    D: int = 32,
+    d: int = 8,
+    init_scale: float = 1.0,
+    value_scale: float = 1.0,
+    out_proj: bool = False,
+    d_v: int = 1,
+    lr: float = 0.3,
+    steps: int = 300,
+    log_every: int = 5,
+) -> JointRun:
     """Joint GD on random targets, tracking ``sigma_min(C)`` and the per-block PL ratio.
 
     ``out_proj=True`` adds ``W_O`` (value dimension ``d_v``); include ``"W_O"`` in
@@ -693,8 +895,7 @@ def joint_run(*, kernel: str = "softmax", trained: Sequence[str] = ("W_Q", "W_K"
     kernel = _kernel(kernel)
     seeds = _seeds(seeds)
     trained = tuple(check_choice("trained", nm, PARAM_NAMES) for nm in trained)
-    X, y, p = _joint_problem(kernel, seeds, N, n, H, D, d, init_scale, value_scale, out_proj,
-                             d_v)
+    X, y, p = _joint_problem(kernel, seeds, N, n, H, D, d, init_scale, value_scale, out_proj, d_v)
     parts: list[dict[str, np.ndarray]] = []
     wo: list[np.ndarray] = []
 
@@ -707,11 +908,30 @@ def joint_run(*, kernel: str = "softmax", trained: Sequence[str] = ("W_Q", "W_K"
             heads = q.W_O.detach().reshape(q.M, q.H, q.d_v)
             wo.append(heads.square().sum(-1).amin(-1).numpy())
 
-    h = train(p, X, y, kernel=kernel, train=trained, lr=lr, steps=steps, log_every=log_every,
-              track_sigma_min=True, on_step=split)
+    h = train(
+        p,
+        X,
+        y,
+        kernel=kernel,
+        train=trained,
+        lr=lr,
+        steps=steps,
+        log_every=log_every,
+        track_sigma_min=True,
+        on_step=split,
+    )
     block = {k: np.stack([b[k] for b in parts], 1) / h.loss for k in h.trained}
-    return JointRun(kernel, h.trained, h.steps, h.loss, h.pl_ratio, h.sigma_min, block,
-                    np.stack(wo, 1), float(lr))
+    return JointRun(
+        kernel,
+        h.trained,
+        h.steps,
+        h.loss,
+        h.pl_ratio,
+        h.sigma_min,
+        block,
+        np.stack(wo, 1),
+        float(lr),
+    )
 
 
 # ----------------------------------------------------------------------------- landscapes
@@ -735,12 +955,25 @@ class TwoStage:
     final: dict[str, Params]
 
 
-def two_stage(*, N: int = 8, n: int = 4, H: int = 2, D: int = 16, d: int = 8,
-              init_scale: float = 1.0, value_scale: float = 1.0, seed: int = 0,
-              stage1_train: Sequence[str] = ("W_Q", "W_K", "W_V"),
-              stage2_train: Sequence[str] = ("W_Q",), lr1: float = 0.3, lr2: float = 0.3,
-              steps1: int = 500, steps2: int = 2000, kernels: Sequence[str] = KERNELS,
-              log_every: int = 10) -> TwoStage:
+def two_stage(
+    *,
+    N: int = 8,
+    n: int = 4,
+    H: int = 2,
+    D: int = 16,
+    d: int = 8,
+    init_scale: float = 1.0,
+    value_scale: float = 1.0,
+    seed: int = 0,
+    stage1_train: Sequence[str] = ("W_Q", "W_K", "W_V"),
+    stage2_train: Sequence[str] = ("W_Q",),
+    lr1: float = 0.3,
+    lr2: float = 0.3,
+    steps1: int = 500,
+    steps2: int = 2000,
+    kernels: Sequence[str] = KERNELS,
+    log_every: int = 10,
+) -> TwoStage:
     """Stage 1: GD with softmax on ``stage1_train``; stage 2: continue from the checkpoint
     on ``stage2_train`` with every kernel in ``kernels`` (one batched run). Random targets."""
     seed = check_int("seed", seed, min=0)
@@ -748,17 +981,35 @@ def two_stage(*, N: int = 8, n: int = 4, H: int = 2, D: int = 16, d: int = 8,
     X = random_tokens(N, n, D, seed=seed)
     y = random_targets(N, n, seed=seed)
     p = init_params(H=H, D=D, d=d, init_scale=init_scale, value_scale=value_scale, seed=seed)
-    h1 = train(p, X, y, kernel="softmax", train=tuple(stage1_train), lr=lr1, steps=steps1,
-               log_every=log_every)
+    h1 = train(
+        p,
+        X,
+        y,
+        kernel="softmax",
+        train=tuple(stage1_train),
+        lr=lr1,
+        steps=steps1,
+        log_every=log_every,
+    )
     ckpt = h1.params
     both = stack_params([ckpt] * len(kernels))
-    h2 = train(both, X, y, kernel=list(kernels), train=tuple(stage2_train), lr=lr2,
-               steps=steps2, log_every=log_every)
+    h2 = train(
+        both,
+        X,
+        y,
+        kernel=list(kernels),
+        train=tuple(stage2_train),
+        lr=lr2,
+        steps=steps2,
+        log_every=log_every,
+    )
     final = {k: h2.params.select(m) for m, k in enumerate(kernels)}
     return TwoStage(X, y, kernels, ckpt, h1, h2, final)
 
 
-def wq_jacobian(X, params: Params, kernel: str | Sequence[str] = "softmax") -> torch.Tensor:
+def wq_jacobian(
+    X: ArrayLike, params: Params, kernel: str | Sequence[str] = "softmax"
+) -> torch.Tensor:
     """Jacobian of the outputs w.r.t. ``W_Q``, per model: ``(M, N n, H D d)``.
 
     Autograd through :func:`attnlab.forward`, one backward pass per output coordinate for
@@ -766,13 +1017,16 @@ def wq_jacobian(X, params: Params, kernel: str | Sequence[str] = "softmax") -> t
     """
     W = params.W_Q.detach().clone().requires_grad_(True)
     out = forward(params.replace(W_Q=W), X, kernel).reshape(params.M, -1)
-    rows = [torch.autograd.grad(out[:, r].sum(), W, retain_graph=True)[0].reshape(params.M, -1)
-            for r in range(out.shape[1])]
+    rows = [
+        torch.autograd.grad(out[:, r].sum(), W, retain_graph=True)[0].reshape(params.M, -1)
+        for r in range(out.shape[1])
+    ]
     return torch.stack(rows, 1).detach()
 
 
-def curvature_lr(X, params: Params, kernel: str | Sequence[str] = "softmax",
-                 c: float = 1.0) -> np.ndarray:
+def curvature_lr(
+    X: ArrayLike, params: Params, kernel: str | Sequence[str] = "softmax", c: float = 1.0
+) -> np.ndarray:
     """Step sizes ``c / lambda_max(J J^T)`` per model, ``J`` = :func:`wq_jacobian` at
     ``params``. ``J^T J`` is the Gauss-Newton curvature of ``f`` in ``W_Q`` (the Hessian at a
     zero-loss point), so ``c < 2`` is the classical stable range there. ``(M,)``."""

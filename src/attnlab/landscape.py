@@ -22,6 +22,9 @@ import torch
 from ._validate import check_array, check_choice, check_int, check_real
 from .model import PARAM_NAMES, Params, forward
 
+# NumPy array or torch tensor (functions convert as needed).
+ArrayLike = np.ndarray | torch.Tensor
+
 __all__ = [
     "LandscapeSlice",
     "model_loss",
@@ -56,7 +59,7 @@ class LandscapeSlice:
     d2: Direction
 
 
-def _shared_xy(X, y) -> tuple[torch.Tensor, torch.Tensor]:
+def _shared_xy(X: ArrayLike, y: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokens and targets shared by every grid point: X (N, n, D), y (N, n)."""
     check_array("X", X)
     check_array("y", y)
@@ -73,8 +76,14 @@ def _shared_xy(X, y) -> tuple[torch.Tensor, torch.Tensor]:
     return X, y
 
 
-def model_loss(params: Params, X, y, kernel: str | Sequence[str] = "softmax", *,
-               normalize: bool = False) -> np.ndarray:
+def model_loss(
+    params: Params,
+    X: ArrayLike,
+    y: ArrayLike,
+    kernel: str | Sequence[str] = "softmax",
+    *,
+    normalize: bool = False,
+) -> np.ndarray:
     """Squared loss ``f = 1/2 sum_{i,k} (out_ik - y_ik)^2`` of each of the ``M`` models.
 
     Args:
@@ -135,14 +144,15 @@ def filter_normalize(direction: Direction, params: Params, norm: str = "filter")
         w = W[name]
         # filter = all axes but the model, head and output axes: the input axis -2
         axes = (-2,) if norm == "filter" else tuple(range(1, w.ndim))
-        wn = w.norm(dim=axes, keepdim=True)
-        dn = dvec.norm(dim=axes, keepdim=True)
+        wn = torch.linalg.vector_norm(w, dim=axes, keepdim=True)
+        dn = torch.linalg.vector_norm(dvec, dim=axes, keepdim=True)
         out[name] = torch.where(dn > 0, dvec * (wn / dn.clamp_min(1e-300)), torch.zeros_like(dvec))
     return out
 
 
-def random_direction(params: Params, *, names: Sequence[str] | None = None, seed: int,
-                     norm: str = "filter") -> Direction:
+def random_direction(
+    params: Params, *, names: Sequence[str] | None = None, seed: int, norm: str = "filter"
+) -> Direction:
     """A seeded Gaussian direction over the blocks ``names``, filter-normalized.
 
     Blocks not in ``names`` get a zero direction, so the slice moves only ``names`` (e.g.
@@ -161,7 +171,7 @@ def random_direction(params: Params, *, names: Sequence[str] | None = None, seed
     return filter_normalize(direction, params, norm)
 
 
-def perturb(params: Params, directions: Sequence[Direction], coefs) -> Params:
+def perturb(params: Params, directions: Sequence[Direction], coefs: ArrayLike) -> Params:
     """Models ``theta + sum_r coefs[g, r] directions[r]`` for each row ``g`` of ``coefs``.
 
     Args:
@@ -181,12 +191,26 @@ def perturb(params: Params, directions: Sequence[Direction], coefs) -> Params:
         D = torch.stack([dr[name][0] for dr in directions])  # (R, ...)
         new[name] = w + torch.tensordot(c, D, dims=([1], [0]))
     G = c.shape[0]
-    return Params(**new, init_scale=np.repeat(np.asarray(params.init_scale), G),
-                  D_model=np.repeat(np.asarray(params.D_model), G))
+    return Params(
+        **new,
+        init_scale=np.repeat(np.asarray(params.init_scale), G),
+        D_model=np.repeat(np.asarray(params.D_model), G),
+    )
 
 
-def loss_grid(params: Params, X, y, kernel: str, d1: Direction, d2: Direction,
-              alphas, betas, *, normalize: bool = False, chunk: int = 4096) -> np.ndarray:
+def loss_grid(
+    params: Params,
+    X: ArrayLike,
+    y: ArrayLike,
+    kernel: str,
+    d1: Direction,
+    d2: Direction,
+    alphas: ArrayLike,
+    betas: ArrayLike,
+    *,
+    normalize: bool = False,
+    chunk: int = 4096,
+) -> np.ndarray:
     """``loss[a, b] = f(theta + alphas[a] d1 + betas[b] d2)``, batched over grid points.
 
     Each chunk of grid points is one forward of ``M = chunk`` models.
@@ -206,16 +230,28 @@ def loss_grid(params: Params, X, y, kernel: str, d1: Direction, d2: Direction,
         raise ValueError("alphas and betas must be non-empty 1-D arrays")
     A, B = np.meshgrid(a, b, indexing="ij")
     coefs = np.stack([A.ravel(), B.ravel()], axis=1)
-    losses = [model_loss(perturb(params, [d1, d2], coefs[s:s + chunk]), X, y, kernel,
-                         normalize=normalize)
-              for s in range(0, len(coefs), chunk)]
+    losses = [
+        model_loss(
+            perturb(params, [d1, d2], coefs[s : s + chunk]), X, y, kernel, normalize=normalize
+        )
+        for s in range(0, len(coefs), chunk)
+    ]
     return np.concatenate(losses).reshape(A.shape)
 
 
-def landscape_slice(params: Params, X, y, kernel: str = "softmax", *,
-                    names: Sequence[str] | None = None, span: float = 1.0, points: int = 25,
-                    seed: int = 0, norm: str = "filter",
-                    normalize: bool = False) -> LandscapeSlice:
+def landscape_slice(
+    params: Params,
+    X: ArrayLike,
+    y: ArrayLike,
+    kernel: str = "softmax",
+    *,
+    names: Sequence[str] | None = None,
+    span: float = 1.0,
+    points: int = 25,
+    seed: int = 0,
+    norm: str = "filter",
+    normalize: bool = False,
+) -> LandscapeSlice:
     """2-D slice of the loss around a checkpoint along two filter-normalized directions.
 
     Args:

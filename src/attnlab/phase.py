@@ -69,6 +69,7 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 D_MAX = 1024  # largest embedding dimension the widgets accept (keeps C small enough for SVDs)
 STEPS_MAX = 100_000
 
+
 @dataclass(frozen=True)
 class RunConfig:
     """One training run of the single-layer model (value dimension 1).
@@ -79,7 +80,12 @@ class RunConfig:
     ``W_Q, W_K, W_V, W_O`` (``W_O`` switches on the output projection). ``lr=None`` asks
     the engine for its default 1/sigma_max(C)^2, allowed only for W_V-only training.
     ``data="teacher"`` uses targets of a same-kernel teacher with
-    ``W_Q* = W_Q0 + delta * s * N(0, 1)`` (realizable, f* = 0).
+    ``W_Q* = W_Q0 + delta * s * N(0, 1)`` (realizable, f* = 0); ``"random"`` uses
+    ``y ~ N(0, 1)``. ``init_scale`` s and ``value_scale`` v: ``W_Q, W_K ~ N(0, s^2)``,
+    ``W_V ~ N(0, v^2)``. ``seed`` seeds tokens, targets and weights (engine streams).
+    ``device``: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"`` (see :func:`resolve_device`);
+    ``dtype``: ``"float64"`` or ``"float32"``. ``log_every`` and ``track_sigma_min`` go to
+    the engine's ``train``. The dashboard starts from :func:`default_dashboard_config`.
     """
 
     N: int = 16
@@ -320,7 +326,8 @@ class RunResult:
 
     @property
     def steps_done(self) -> int:
-        """Number of gradient steps taken (the last logged step)."""
+        """The last logged step: the number of gradient steps taken, except after Stop,
+        where up to ``log_every - 1`` more steps may have run."""
         h = self.history
         return int(h.steps[-1]) if h is not None and len(h.steps) else 0
 
@@ -341,7 +348,7 @@ class RunResult:
                 parts.append(f"{label}{reason}")
                 continue
             if reason == "stopped":
-                reason = f"stopped by the Stop button after {self.steps_done} steps"
+                reason = f"stopped by the Stop button; last logged step {self.steps_done}"
             f0 = float(self.history.loss[self.kernels.index(k), 0])
             if losses[k] > f0:
                 reason += ", but the loss grew: try a smaller learning rate"
@@ -356,8 +363,9 @@ def _last_finite(a: np.ndarray) -> float:
 
 
 def dashboard_log_every(steps: int) -> int:
-    """Log (and track sigma_min(C), one SVD each) about 250 times per run."""
-    return max(1, int(steps) // 250)
+    """Log about 100 times per run: enough points for the curves, and each logged step
+    costs an SVD (sigma_min(C)) and, with live plots, an engine snapshot."""
+    return max(1, int(steps) // 100)
 
 
 def run_config(
@@ -471,9 +479,9 @@ def phase_diagram(
     init_scales: Sequence[float] | np.ndarray | None = None,
     dims: Sequence[int] | None = None,
     *,
-    kernels: Sequence[str] = ("softmax",),
+    kernels: str | Sequence[str] = ("softmax",),
     config: RunConfig | None = None,
-    batching: str = "dim",
+    batching: str = "kernel",
     on_progress: Callable[[int, int], None] | None = None,
     **overrides: Any,
 ) -> PhaseResult:
@@ -482,15 +490,16 @@ def phase_diagram(
     Args:
         init_scales: the init scales s (rows); default ``logspace(-1, 1, pick(8, 4))``.
         dims: the embedding dimensions D (columns); default :func:`default_dims`.
-        kernels: ``("softmax",)``, ``("gaussian",)`` or both.
+        kernels: ``("softmax",)``, ``("gaussian",)`` or both (a single name, or
+            ``"both"``, is accepted too).
         config: every other setting (sizes, trained matrices, lr, steps, seed, data,
             device); default :func:`default_phase_config`. ``overrides`` replace its fields.
-        batching: how cells are grouped into batched engine calls: ``"dim"`` (default: one
-            call per kernel and D, M = len(init_scales)), ``"kernel"`` (one call per kernel,
-            every D zero-padded to the largest), ``"all"`` (one call, mixed kernels),
-            ``"none"`` (one call per cell). All give the same numbers; ``"dim"`` was the
-            fastest on CPU (padding makes every model pay for the largest D; see
-            ``benchmarks/bench_widgets.py``).
+        batching: how cells are grouped into batched engine calls: ``"kernel"`` (default:
+            one call per kernel, every D zero-padded to the largest), ``"dim"`` (one call per
+            kernel and D, M = len(init_scales)), ``"all"`` (one call, mixed kernels, which
+            evaluates both kernels for every model), ``"none"`` (one call per cell). All give
+            the same numbers; ``"kernel"`` was the fastest or close to it on CPU in every
+            setting we timed (see ``benchmarks/bench_widgets.py``).
         on_progress: called as ``on_progress(done, total)`` after each engine call.
 
     Each cell uses exactly the data and initialization of ``run_config(result.cell_config
@@ -510,6 +519,8 @@ def phase_diagram(
     dims_arr = np.asarray([check_int("dims", int(v), min=1, max=D_MAX) for v in dims_])
     if dims_arr.size == 0:
         raise ValueError("dims must be a non-empty sequence of positive integers")
+    if isinstance(kernels, str):
+        kernels = ("softmax", "gaussian") if kernels == "both" else (kernels,)
     kernels = tuple(check_choice("kernels", k, ("softmax", "gaussian")) for k in kernels)
     if not kernels:
         raise ValueError("kernels must name at least one of 'softmax', 'gaussian'")

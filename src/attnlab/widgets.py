@@ -17,11 +17,14 @@ is in flight and re-enabled in ``finally``; every run gets an id and only the cu
 may draw, so a late callback of an old run never mixes into the new output.
 :meth:`Dashboard.run` is the synchronous path used by book builds and tests.
 
-Drawing. Each redraw renders the figure to PNG and *replaces* the ``Output`` widget's
-outputs in one assignment: the effect of ``clear_output(wait=True)`` + ``display``
-(no flicker) that is also safe from a worker thread (``with out:`` is not) and is stored
-in the widget state of a static book build. No ipympl. Redraws are throttled to at most
-``1 / redraw_interval`` per second and to about 20 % of the elapsed time.
+Drawing. Each live redraw renders the three panels as a small SVG (:func:`svg_curves`, about
+a millisecond; a matplotlib figure costs ~100 ms, more than a whole default run's overhead
+budget) and *replaces* the ``Output`` widget's outputs in one assignment: the effect of
+``clear_output(wait=True)`` + ``display`` (no flicker) that is also safe from a worker
+thread (``with out:`` is not) and is stored in the widget state of a static book build. No
+ipympl. Redraws are throttled to at most ``1 / redraw_interval`` per second (and to 20 % of
+the time if a redraw ever gets slow). The static figures of the book use matplotlib
+(:func:`attnlab.phase.plot_history`, :func:`attnlab.phase.plot_phase`).
 """
 
 from __future__ import annotations
@@ -61,13 +64,7 @@ from .phase import (
     run_config,
 )
 
-__all__ = ["Dashboard", "PhaseExplorer", "dashboard", "phase_explorer", "LIVE_VERSION_NOTE"]
-
-LIVE_VERSION_NOTE = (
-    "This page shows the widget as it was run once when the book was built: its controls do "
-    "nothing without a Python kernel. Open the page as a notebook in Colab or Binder (the "
-    "launch buttons at the top of the page) and run the cells to train live."
-)
+__all__ = ["Dashboard", "PhaseExplorer", "dashboard", "phase_explorer", "svg_curves"]
 
 
 def _nice_step(span: float, target: int = 5) -> float:

@@ -164,8 +164,10 @@ def check_group_soft_threshold(run: Run, group_soft_threshold: Callable) -> None
     big, small = norms > tau, norms <= tau
     hint = None if close(out, ref, 1e-9) else diagnose(out, _gst_mistakes(V, tau))
     # rows that survive: parallel to v_k, norm ||v_k|| - tau
-    fb = hint
-    if fb is None and not close(out[big], ref[big], 1e-9):
+    fb = None
+    if hint is not None and not close(out[big], ref[big], 1e-9):
+        fb = hint
+    elif not close(out[big], ref[big], 1e-9):
         o, v = out[big], V[big]
         on = np.linalg.norm(o, axis=1)
         cos = np.sum(o * v, axis=1) / np.maximum(on * norms[big], 1e-300)
@@ -354,7 +356,8 @@ def _gap_cases(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, n
     return [(Z_rand, X, y, beta), (Z_opt, X, y, beta)]
 
 
-def _primal_mistakes(Z, X, y, beta):
+def _primal_mistakes(Z: np.ndarray, X: np.ndarray, y: np.ndarray, beta: float
+                     ) -> list[tuple[float, str]]:
     r = convex.predict(Z, X) - y
     loss = 0.5 * float(r @ r)
     rows = np.linalg.norm(Z, axis=1)
@@ -374,13 +377,14 @@ def _primal_mistakes(Z, X, y, beta):
     ]
 
 
-def _dual_mistakes(Z, X, y, beta):
+def _dual_mistakes(Z: np.ndarray, X: np.ndarray, y: np.ndarray, beta: float
+                   ) -> list[tuple[float, str]]:
     r = y - convex.predict(Z, X)
     cert = convex.dual_certificate(r, X)
     cmax = float(np.max(cert))
     s = min(1.0, beta / cmax)
 
-    def D(lam):
+    def D(lam: np.ndarray) -> float:
         return float(lam @ y - 0.5 * lam @ lam)
 
     cinf = float(np.max(np.abs(np.einsum("ikd,i->kd", X, r))))
@@ -401,8 +405,7 @@ def _dual_mistakes(Z, X, y, beta):
 
 def _three_numbers(out: object, name: str) -> tuple[float, float, float]:
     try:
-        P, D, gap = (float(np.asarray(getattr(v, "detach", lambda: v)()).reshape(()))
-                     for v in out)  # type: ignore[union-attr]
+        P, D, gap = (float(to_array(v, name).reshape(())) for v in out)  # type: ignore
     except (TypeError, ValueError):
         raise Stop(f"`{name}` must return three numbers (primal, dual, gap), got "
                    f"{type(out).__name__}") from None

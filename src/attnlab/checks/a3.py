@@ -44,7 +44,8 @@ def gradient_reference(X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, w_v: np.
     return wq_gradient(X, W_Q[None], W_K[None], w_v[None], y, kernel, **kw)[0]
 
 
-def _wk_gradient(X, W_Q, W_K, w_v, y, kernel):
+def _wk_gradient(X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, w_v: np.ndarray,
+                 y: np.ndarray, kernel: str) -> np.ndarray:
     """``dF/dW_K`` by autograd (a typical mix-up)."""
     WK = torch.tensor(W_K, requires_grad=True)
     out = layer_output(torch.tensor(X), torch.tensor(W_Q)[None], WK[None],
@@ -53,7 +54,8 @@ def _wk_gradient(X, W_Q, W_K, w_v, y, kernel):
     return WK.grad.numpy()
 
 
-def _uncentered_softmax(X, W_Q, W_K, w_v, y):
+def _uncentered_softmax(X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, w_v: np.ndarray,
+                        y: np.ndarray) -> np.ndarray:
     """Softmax gradient without the ``-Z_ik`` term of the softmax derivative."""
     d = W_Q.shape[1]
     S = attention_matrix(X, W_Q[None], W_K[None], "softmax")[0]  # (N, n, n)

@@ -191,7 +191,9 @@ class Run:
         if not callable(fn):
             raise Stop(f"`{fname}` is not a function (got {type(fn).__name__}).")
         try:
-            return call_limited(fn, [_copy(a) for a in args] if copy else list(args), self.limit)
+            with np.errstate(all="ignore"):  # overflow in a wrong solution: feedback says why
+                return call_limited(fn, [_copy(a) for a in args] if copy else list(args),
+                                    self.limit)
         except NotImplementedError:
             raise Stop(f"`{fname}` is not implemented yet: replace the line "
                        "`raise NotImplementedError` with your code.") from None
@@ -256,7 +258,8 @@ def close(a: Any, b: Any, rtol: float = 1e-6) -> bool:
     return rel_err(a, b) <= rtol
 
 
-def diagnose(out: np.ndarray, variants: Sequence[tuple[Any, str]], rtol: float = 1e-6) -> str | None:
+def diagnose(out: np.ndarray, variants: Sequence[tuple[Any, str]],
+             rtol: float = 1e-6) -> str | None:
     """Feedback of the first known-mistake variant that ``out`` matches, else None.
 
     ``variants`` holds ``(value or callable -> value, feedback)``; callables are evaluated
@@ -288,7 +291,8 @@ def grading_run() -> bool:
     return os.environ.get("ATTNLAB_GRADING", "") == "1"
 
 
-def check(part: str, title: str, points: float) -> Callable[[Callable[..., None]], Callable[..., CheckResult]]:
+def check(part: str, title: str,
+          points: float) -> Callable[[Callable[..., None]], Callable[..., CheckResult]]:
     """Turn ``body(run, *student_functions, **options)`` into a public check.
 
     The public function has the signature ``(*student_functions, seed=None, verbose=True,

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,7 +100,8 @@ def _error_of(cell: Any) -> str | None:
 def _kernel_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update({"ATTNLAB_GRADING": "1", "ATTNLAB_FAST": "1", "MPLBACKEND": "Agg",
-                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
     return env
 
 
@@ -118,12 +120,22 @@ def _execute(nb: Any, path: Path, assignment: str, seed: int, timeout: float,
         interrupt_on_timeout=True,
         error_on_timeout={"ename": "CellTimeoutError", "evalue": "interrupted", "traceback": []},
         resources={"metadata": {"path": str(path.parent.resolve())}}, record_timing=False,
+        shutdown_kernel="immediate",
     )
     status, message = "ok", ""
     with tempfile.TemporaryDirectory(prefix="attnlab-grade-") as tmp:
         results_path = Path(tmp) / "results.json"
         try:
-            with client.setup_kernel(env=_kernel_env()):
+            with client.setup_kernel(env=_kernel_env(), stderr=subprocess.DEVNULL):
+                # import the package first, untimed: its import time is not the student's
+                # (nbclient stores an executed cell at nb.cells[index]: insert, then remove)
+                warm = nbformat.v4.new_code_cell("import attnlab.checks  # grader warm-up")
+                nb.cells.insert(0, warm)
+                client.timeout = int(grade_timeout)
+                client.execute_cell(warm, 0)
+                nb.cells.pop(0)
+                if _error_of(warm):
+                    return "error", f"the kernel cannot import attnlab: {_error_of(warm)}", None
                 deadline = time.monotonic() + timeout
                 for index, cell in enumerate(list(nb.cells)):
                     if cell.cell_type != "code":
@@ -289,6 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="notebooks in parallel")
     ap.add_argument("--seed", type=int, help="base seed of the hidden cases (default random)")
     args = ap.parse_args(argv)
+    try:
+        import ipykernel  # noqa: F401
+        import nbclient  # noqa: F401
+    except ImportError as exc:
+        ap.error(f"bulk grading needs nbclient and ipykernel ({exc}); install them with "
+                 "`pip install nbclient ipykernel` (requirements.txt has both)")
     if not Path(args.folder).is_dir():
         ap.error(f"folder {args.folder!r} does not exist")
     rows = grade_folder(args.folder, out_csv=args.out, pattern=args.pattern,

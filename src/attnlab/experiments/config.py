@@ -1,0 +1,290 @@
+"""Configurations of the Part III experiments: ``short`` (CPU, minutes) and ``full`` (GPU).
+
+``full`` follows the papers' sizes as far as they are known (``shared/papers/gd-dynamics.md``
+§4: a 2-layer transformer, D = 64, hidden 128, 2 heads of dim 32, mean pooling, the
+Skyformer LRA configuration; ``convex-attention.md`` §4: modular division mod 97, about
+1e5 steps). Hyperparameters the papers do not state (learning rates, epochs, batch sizes)
+are our choices and are marked as such in the chapters. ``short`` presets shrink data,
+sequence length and width so a 2-core CPU runs each experiment in under a minute.
+
+``get_config(experiment, preset, **overrides)`` returns a validated frozen dataclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .._validate import check_choice, check_int, check_real
+
+__all__ = [
+    "EXPERIMENTS", "PRESETS", "ModelConfig", "TextConfig", "PathfinderConfig",
+    "LandscapeConfig", "ModularConfig", "StudentTeacherConfig", "get_config", "config_dict",
+]
+
+EXPERIMENTS = ("imdb", "pathfinder", "landscape", "modular", "student_teacher")
+PRESETS = ("test", "short", "full")
+KERNEL_CHOICES = ("softmax", "gaussian", "convex")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The classifier: ``layers`` pre-norm blocks of attention + FFN, pooling, MLP head.
+
+    ``D`` embedding dim, ``hidden`` FFN and head width, ``heads`` x ``head_dim`` attention.
+    ``pooling``: ``"mean"`` over non-padding tokens (Skyformer) or ``"last"`` token.
+    ``patch``: 0 = integer tokens through an embedding; ``k > 0`` = Pathfinder images cut
+    into ``k x k`` patches, each a linearly embedded token (short CPU runs only).
+    """
+
+    D: int = 64
+    hidden: int = 128
+    heads: int = 2
+    head_dim: int = 32
+    layers: int = 2
+    dropout: float = 0.1
+    pooling: str = "mean"
+    patch: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("D", "hidden", "heads", "head_dim", "layers"):
+            check_int(name, getattr(self, name), min=1)
+        check_real("dropout", self.dropout, min=0.0, max=0.9)
+        check_choice("pooling", self.pooling, ("mean", "last"))
+        check_int("patch", self.patch, min=0, max=32)
+        if self.patch and 32 % self.patch:
+            raise ValueError(f"patch must divide 32 (the Pathfinder side), got {self.patch}")
+
+
+def _check_kernels(kernels: tuple[str, ...]) -> None:
+    if not kernels:
+        raise ValueError("kernels must name at least one kernel")
+    for k in kernels:
+        check_choice("kernels", k, KERNEL_CHOICES)
+
+
+@dataclass(frozen=True)
+class _Train:
+    """Fields shared by the classification experiments."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    kernels: tuple[str, ...] = ("softmax", "gaussian")
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    epochs: int = 5
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def __post_init__(self) -> None:
+        _check_kernels(self.kernels)
+        check_choice("optimizer", self.optimizer, ("sgd", "adam", "adamw"))
+        check_real("lr", self.lr, min=0.0, strict_min=True)
+        check_real("momentum", self.momentum, min=0.0, max=0.999)
+        check_real("weight_decay", self.weight_decay, min=0.0)
+        check_int("batch_size", self.batch_size, min=1)
+        check_int("epochs", self.epochs, min=1)
+        if not self.seeds:
+            raise ValueError("seeds must hold at least one seed")
+        for s in self.seeds:
+            check_int("seeds", s, min=0)
+
+
+@dataclass(frozen=True)
+class TextConfig(_Train):
+    """IMDB sentiment, byte tokens (LRA text task). ``max_train/max_test``: None = all."""
+
+    max_train: int | None = 2000
+    max_test: int | None = 500
+    max_length: int = 4000
+    pad_to: int | None = 4096
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("max_length", self.max_length, min=1)
+        if self.pad_to is not None:
+            check_int("pad_to", self.pad_to, min=self.max_length)
+        for name in ("max_train", "max_test"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), min=2)
+
+
+@dataclass(frozen=True)
+class PathfinderConfig(_Train):
+    """Generated Pathfinder-32 (difficulty 6, 9 or 14); ``n_train`` / ``n_test`` images."""
+
+    difficulty: int = 14
+    n_train: int = 2000
+    n_test: int = 500
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("difficulty", self.difficulty, (6, 9, 14))
+        check_int("n_train", self.n_train, min=2)
+        check_int("n_test", self.n_test, min=2)
+
+
+@dataclass(frozen=True)
+class LandscapeConfig:
+    """Two-stage landscape: train Softmax on ``task``, continue ``stage2_epochs`` with each
+    kernel, then 1-D loss slices along ``n_directions`` filter-normalized directions."""
+
+    task: str = "imdb"
+    base: TextConfig | PathfinderConfig = field(default_factory=TextConfig)
+    stage1_epochs: int = 3
+    stage2_epochs: int = 1
+    n_directions: int = 2
+    radius: float = 1.0
+    points: int = 21
+    eval_examples: int = 256
+    seeds: tuple[int, ...] = (0,)
+
+    def __post_init__(self) -> None:
+        check_choice("task", self.task, ("imdb", "pathfinder"))
+        want = TextConfig if self.task == "imdb" else PathfinderConfig
+        if not isinstance(self.base, want):
+            raise TypeError(f"base must be a {want.__name__} for task {self.task!r}")
+        check_int("stage1_epochs", self.stage1_epochs, min=1)
+        check_int("stage2_epochs", self.stage2_epochs, min=1)
+        check_int("n_directions", self.n_directions, min=1)
+        check_real("radius", self.radius, min=0.0, strict_min=True)
+        check_int("points", self.points, min=3)
+        check_int("eval_examples", self.eval_examples, min=2)
+        if not self.seeds:
+            raise ValueError("seeds must hold at least one seed")
+
+
+@dataclass(frozen=True)
+class ModularConfig:
+    """Modular division ``a / b = c (mod p)``: 1- and 2-layer models, standard (softmax)
+    and convex attention, full-batch AdamW; accuracy logged every ``eval_every`` steps."""
+
+    p: int = 97
+    train_fraction: float = 0.5
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(
+        D=128, hidden=512, heads=4, head_dim=32, dropout=0.0, pooling="last"))
+    depths: tuple[int, ...] = (1, 2)
+    kernels: tuple[str, ...] = ("softmax", "convex")
+    steps: int = 100_000
+    eval_every: int = 500
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    batch_size: int = 512
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def __post_init__(self) -> None:
+        check_int("p", self.p, min=3)
+        check_real("train_fraction", self.train_fraction, min=0.0, max=1.0, strict_min=True)
+        for L in self.depths:
+            check_int("depths", L, min=1)
+        _check_kernels(self.kernels)
+        check_int("steps", self.steps, min=1)
+        check_int("eval_every", self.eval_every, min=1, max=self.steps)
+        check_real("lr", self.lr, min=0.0, strict_min=True)
+        check_real("weight_decay", self.weight_decay, min=0.0)
+        check_int("batch_size", self.batch_size, min=1)
+        if not self.seeds:
+            raise ValueError("seeds must hold at least one seed")
+
+
+@dataclass(frozen=True)
+class StudentTeacherConfig:
+    """Frozen random first layer -> features ``X (N, n, D)``; a random softmax readout
+    attention layer (``heads`` heads) is the teacher; students: the same layer trained by
+    Adam, the convex program (token group lasso, ``beta``), and its nonconvex heads."""
+
+    N_train: int = 512
+    N_test: int = 512
+    n: int = 8
+    vocab: int = 16
+    D: int = 16
+    heads: int = 2
+    head_dim: int = 8
+    teacher_scale: float = 3.0
+    noise: float = 0.0
+    beta: float = 0.05
+    gd_steps: int = 1000
+    gd_lr: float = 0.01
+    convex_heads: int = 4
+    heads_steps: int = 1000
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def __post_init__(self) -> None:
+        for name in ("N_train", "N_test", "n", "vocab", "D", "heads", "head_dim", "gd_steps",
+                     "convex_heads", "heads_steps"):
+            check_int(name, getattr(self, name), min=1)
+        check_real("teacher_scale", self.teacher_scale, min=0.0)
+        check_real("noise", self.noise, min=0.0)
+        check_real("beta", self.beta, min=0.0, strict_min=True)
+        check_real("gd_lr", self.gd_lr, min=0.0, strict_min=True)
+        if not self.seeds:
+            raise ValueError("seeds must hold at least one seed")
+
+
+_SMALL = ModelConfig(D=32, hidden=64, heads=2, head_dim=16, layers=2, dropout=0.0)
+_TINY = ModelConfig(D=16, hidden=32, heads=2, head_dim=8, layers=2, dropout=0.0)
+
+
+def _presets() -> dict[str, dict[str, Any]]:
+    text_full = TextConfig(max_train=None, max_test=None, max_length=4000, pad_to=4096,
+                           optimizer="sgd", lr=0.1, momentum=0.9, batch_size=32, epochs=20)
+    text_short = TextConfig(model=_SMALL, max_train=500, max_test=250, max_length=64,
+                            pad_to=None, lr=0.1, batch_size=16, epochs=8, seeds=(0, 1))
+    text_test = replace(text_short, model=_TINY, max_train=128, max_test=64, max_length=32,
+                        epochs=8, batch_size=16, seeds=(0,))
+    pf_full = PathfinderConfig(difficulty=14, n_train=160_000, n_test=20_000,
+                               optimizer="adam", lr=2e-4, batch_size=128, epochs=40)
+    pf_short = PathfinderConfig(model=replace(_SMALL, patch=8), difficulty=6, n_train=1000,
+                                n_test=500, optimizer="adam", lr=2e-3, batch_size=50,
+                                epochs=6, seeds=(0, 1))
+    pf_test = replace(pf_short, model=replace(_TINY, patch=8), n_train=128, n_test=64,
+                      epochs=10, batch_size=16, seeds=(0,))
+    mod_short = ModularConfig(p=23, model=ModelConfig(D=32, hidden=128, heads=2, head_dim=16,
+                                                      dropout=0.0, pooling="last"),
+                              steps=600, eval_every=30, lr=3e-3, weight_decay=1.0,
+                              batch_size=512, seeds=(0, 1))
+    mod_test = replace(mod_short, p=11, steps=150, eval_every=15, depths=(1,), seeds=(0,),
+                       model=replace(mod_short.model, D=16, hidden=32, head_dim=8))
+    st_short = StudentTeacherConfig(gd_steps=1000, heads_steps=1000)
+    st_full = StudentTeacherConfig(N_train=4096, N_test=4096, n=16, D=32, heads=2,
+                                   head_dim=16, gd_steps=20_000, heads_steps=20_000)
+    st_test = StudentTeacherConfig(N_train=128, N_test=128, n=6, D=8, head_dim=4,
+                                   gd_steps=300, heads_steps=300, seeds=(0,))
+    return {
+        "imdb": {"full": text_full, "short": text_short, "test": text_test},
+        "pathfinder": {"full": pf_full, "short": pf_short, "test": pf_test},
+        "landscape": {
+            "full": LandscapeConfig(task="imdb", base=text_full, stage1_epochs=10,
+                                    stage2_epochs=5, eval_examples=2048, points=41),
+            "short": LandscapeConfig(task="pathfinder", base=pf_short, stage1_epochs=6,
+                                     stage2_epochs=2, eval_examples=256),
+            "test": LandscapeConfig(task="pathfinder", base=pf_test, stage1_epochs=6,
+                                    stage2_epochs=2, eval_examples=64, points=11,
+                                    n_directions=2),
+        },
+        "modular": {"full": ModularConfig(), "short": mod_short, "test": mod_test},
+        "student_teacher": {"full": st_full, "short": st_short, "test": st_test},
+    }
+
+
+def get_config(experiment: str, preset: str = "short", **overrides: Any):
+    """The ``preset`` (``"test"``, ``"short"``, ``"full"``) config of ``experiment``.
+
+    ``overrides`` replace fields (validated again), e.g. ``get_config("imdb", "short",
+    epochs=2)``. Raises ``ValueError`` for an unknown experiment, preset or field.
+    """
+    check_choice("experiment", experiment, EXPERIMENTS)
+    check_choice("preset", preset, PRESETS)
+    cfg = _presets()[experiment][preset]
+    names = {f.name for f in fields(cfg)}
+    for key in overrides:
+        if key not in names:
+            raise ValueError(f"overrides: {type(cfg).__name__} has no field {key!r}; "
+                             f"fields: {sorted(names)}")
+    return replace(cfg, **overrides) if overrides else cfg
+
+
+def config_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config (nested dataclasses become dicts, tuples lists)."""
+    return asdict(cfg) | {"__type__": type(cfg).__name__}

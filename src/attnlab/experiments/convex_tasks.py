@@ -1,0 +1,216 @@
+"""Convex attention in practice (the convexifying paper's §4, ``shared/papers/
+convex-attention.md``): a small student-teacher setting and modular division."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from .. import convex
+from .._validate import check_int
+from ..data import modular_division
+from ..device import get_device
+from ..kernels import _softmax_t
+from .config import ModularConfig, StudentTeacherConfig, config_dict
+from .models import build_model
+from .results import Result
+from .training import train_classifier
+
+__all__ = ["run_modular", "run_student_teacher", "readout_attention", "frozen_features"]
+
+
+def _seeds(cfg, seeds) -> tuple[int, ...]:
+    seeds = tuple(cfg.seeds if seeds is None else seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    return tuple(check_int("seeds", s, min=0) for s in seeds)
+
+
+# ------------------------------------------------------------------ modular division
+def run_modular(config: ModularConfig, *, device: str = "auto", seeds=None,
+                progress: bool = True, out=None) -> Result:
+    """``a / b = c (mod p)`` with 1- and 2-layer models, softmax or convex attention in
+    every layer; the model reads ``(a, /, b, =)`` and predicts ``c`` at the last token.
+
+    Arrays: ``"step" (T,)``; ``"L<depth>-<kernel>/{train,test}_{loss,acc}" (S, T)``.
+    """
+    cfg = config
+    dev = get_device(device)
+    md = modular_division(cfg.p, train_fraction=cfg.train_fraction, seed=0)
+    tr, te = (torch.as_tensor(a, dtype=torch.long) for a in (md.train, md.test))
+    data = tuple(t.to(dev) for t in (tr[:, :4], tr[:, 4], te[:, :4], te[:, 4]))
+    seeds = _seeds(cfg, seeds)
+    arrays: dict[str, np.ndarray] = {}
+    variants, stops, t0 = [], {}, time.perf_counter()
+    for depth in cfg.depths:
+        mcfg = type(cfg.model)(**{**cfg.model.__dict__, "layers": depth})
+        for kernel in cfg.kernels:
+            name = f"L{depth}-{kernel}"
+            runs = []
+            for s in seeds:
+                model = build_model(mcfg, kernel, vocab=md.vocab_size, n_tokens=4,
+                                    classes=cfg.p, seed=s).to(dev)
+                runs.append(train_classifier(
+                    model, data, optimizer="adamw", lr=cfg.lr, steps=cfg.steps,
+                    log_every=cfg.eval_every, batch_size=cfg.batch_size, seed=s,
+                    weight_decay=cfg.weight_decay, progress=progress, desc=f"{name} {s}"))
+            for m in ("train_loss", "train_acc", "test_loss", "test_acc"):
+                arrays[f"{name}/{m}"] = np.stack([getattr(r, m) for r in runs])
+            arrays["step"] = runs[0].x
+            variants.append(name)
+            stops[name] = [r.stop for r in runs]
+    note = (f"modular division mod {cfg.p}: {len(md.train)} train / {len(md.test)} test "
+            f"equations (train fraction {cfg.train_fraction}, split seed 0)")
+    meta = {"config": config_dict(cfg), "device": str(dev), "seeds": list(seeds),
+            "variants": variants, "note": note, "stop": stops,
+            "seconds": time.perf_counter() - t0, "chance": 1.0 / cfg.p}
+    res = Result("modular", arrays, meta)
+    if out is not None:
+        res.save(f"{out}/modular.npz")
+    return res
+
+
+# ------------------------------------------------------------------ student-teacher
+def readout_attention(X: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor,
+                      W_V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scalar-output attention layer read at token 0 (a [CLS]-style readout).
+
+    ``X (N, n, D)``, ``W_Q, W_K (H, D, d)``, ``W_V (H, D)`` -> outputs ``(N,)`` and the
+    attention rows ``s (H, N, n)``: ``s_h = softmax(q_0 K^T / sqrt d)`` of token 0,
+    ``out = sum_h s_h^T X W_V[h]``. With input-independent rows ``w_j`` in place of ``s_h``
+    this is the head model of the convex program (``out = <X, Z>``).
+    """
+    Q = torch.einsum("nd,hde->hne", X[:, 0], W_Q).unsqueeze(2)  # (H, N, 1, d)
+    K = torch.einsum("nkd,hde->hnke", X, W_K)  # (H, N, n, d)
+    s = _softmax_t(Q, K, 1.0 / math.sqrt(W_Q.shape[-1]))[:, :, 0]  # (H, N, n)
+    vals = torch.einsum("nkd,hd->hnk", X, W_V)
+    return (s * vals).sum((0, 2)), s
+
+
+def frozen_features(cfg: StudentTeacherConfig, N: int, seed: int) -> torch.Tensor:
+    """Random token sequences through a frozen, randomly initialized embedding + one
+    softmax transformer block (+ LayerNorm): ``X (N, n, D)`` float64."""
+    from .config import ModelConfig
+
+    g = np.random.default_rng(seed)
+    tokens = torch.as_tensor(g.integers(0, cfg.vocab, size=(N, cfg.n)))
+    mcfg = ModelConfig(D=cfg.D, hidden=2 * cfg.D, heads=cfg.heads, head_dim=cfg.head_dim,
+                       layers=1, dropout=0.0)
+    body = build_model(mcfg, "softmax", vocab=cfg.vocab, n_tokens=cfg.n, classes=2, seed=0)
+    with torch.no_grad():
+        return body.features(tokens)[0].double()
+
+
+def _rel_err(yhat: torch.Tensor, y: torch.Tensor) -> float:
+    """``||yhat - y||^2 / ||y - mean(y)||^2`` (1 = predicting the mean)."""
+    return float(((yhat - y) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+
+def _teacher(cfg: StudentTeacherConfig, seed: int):
+    g = torch.Generator().manual_seed(10_000 + seed)
+    H, D, d = cfg.heads, cfg.D, cfg.head_dim
+    W_Q = cfg.teacher_scale * torch.randn(H, D, d, generator=g, dtype=torch.float64) / D ** .5
+    W_K = cfg.teacher_scale * torch.randn(H, D, d, generator=g, dtype=torch.float64) / D ** .5
+    W_V = torch.randn(H, D, generator=g, dtype=torch.float64)
+    return W_Q, W_K, W_V
+
+
+def _gd_student(cfg, X, y, Xt, yt, seed):
+    """The standard layer trained by full-batch Adam on 1/2 mean squared error."""
+    g = torch.Generator().manual_seed(20_000 + seed)
+    H, D, d = cfg.heads, cfg.D, cfg.head_dim
+    ps = [torch.randn(H, D, d, generator=g, dtype=torch.float64) / D ** .5,
+          torch.randn(H, D, d, generator=g, dtype=torch.float64) / D ** .5,
+          torch.randn(H, D, generator=g, dtype=torch.float64) / D ** .5]
+    for p in ps:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(ps, lr=cfg.gd_lr)
+    log = max(cfg.gd_steps // 50, 1)
+    tr, te = [], []
+    for step in range(cfg.gd_steps + 1):
+        out = readout_attention(X, *ps)[0]
+        loss = 0.5 * ((out - y) ** 2).mean()
+        if step % log == 0:
+            with torch.no_grad():
+                tr.append(_rel_err(out, y))
+                te.append(_rel_err(readout_attention(Xt, *ps)[0], yt))
+        if step == cfg.gd_steps or not torch.isfinite(loss):
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        s = readout_attention(Xt, *ps)[1].mean(1)  # (H, n)
+    return np.array(tr), np.array(te), np.arange(len(tr)) * log, s.numpy()
+
+
+def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", seeds=None,
+                        progress: bool = True, out=None) -> Result:
+    """Student-teacher with frozen inputs to the last attention layer.
+
+    Per seed: features ``X`` from a frozen random first layer (:func:`frozen_features`),
+    targets from a random softmax readout teacher (:func:`readout_attention`, scaled to
+    unit variance), then three students of the last layer on the same ``X``:
+    ``gd`` (the standard layer, Adam), ``convex`` (:func:`attnlab.convex.fit`,
+    ``beta = config.beta * beta_max``) and ``heads`` (:func:`attnlab.convex.train_heads`,
+    the nonconvex heads of the same objective). Errors are relative squared errors
+    (1 = predicting the mean).
+
+    Arrays: ``gd/train_err, gd/test_err (S, T)``, ``step (T,)``; ``convex/...`` and
+    ``heads/...`` ``(S,)``; ``heads/objective (S, T2)``, ``convex/primal (S,)``; maps:
+    ``teacher/attn, gd/attn (S, H, n)`` (mean attention row of token 0 over the test
+    set), ``convex/token_norm (S, n)`` (``||z_k||``), ``heads/w (S, h, n)``.
+    """
+    cfg = config
+    dev = get_device(device)
+    seeds = _seeds(cfg, seeds)
+    keys = ("gd/train_err", "gd/test_err", "teacher/attn", "gd/attn", "convex/train_err",
+            "convex/test_err", "convex/primal", "convex/token_norm", "convex/active",
+            "heads/train_err", "heads/test_err", "heads/objective", "heads/w")
+    acc: dict[str, list] = {k: [] for k in keys}
+    t0 = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    for s in tqdm(seeds, disable=not progress, desc="student-teacher"):
+        X = frozen_features(cfg, cfg.N_train + cfg.N_test, seed=s)
+        W = _teacher(cfg, s)
+        y, attn = readout_attention(X, *W)
+        y = y / y.std()
+        y = y + cfg.noise * torch.randn(len(y), generator=torch.Generator().manual_seed(s),
+                                        dtype=y.dtype)
+        X, Xt, y, yt = X[:cfg.N_train], X[cfg.N_train:], y[:cfg.N_train], y[cfg.N_train:]
+        acc["teacher/attn"].append(attn[:, cfg.N_train:].mean(1).numpy())
+        tr, te, steps, s_gd = _gd_student(cfg, X, y, Xt, yt, s)
+        acc["gd/train_err"].append(tr)
+        acc["gd/test_err"].append(te)
+        acc["gd/attn"].append(s_gd)
+        beta = cfg.beta * convex.beta_max(X, y)
+        fit = convex.fit(X, y, beta, device=str(dev) if dev.type != "mps" else "cpu")
+        Z = torch.as_tensor(np.asarray(fit.Z.cpu() if torch.is_tensor(fit.Z) else fit.Z))
+        acc["convex/train_err"].append(_rel_err(convex.predict(Z, X), y))
+        acc["convex/test_err"].append(_rel_err(convex.predict(Z, Xt), yt))
+        acc["convex/primal"].append(fit.primal)
+        acc["convex/token_norm"].append(Z.norm(dim=1).numpy())
+        acc["convex/active"].append(len(fit.active))
+        hr = convex.train_heads(X, y, beta, cfg.convex_heads, steps=cfg.heads_steps, lr=0.05,
+                                seed=s)
+        Zh = torch.as_tensor(convex.heads_to_Z(hr.w, hr.v, hr.b))
+        acc["heads/train_err"].append(_rel_err(convex.predict(Zh, X), y))
+        acc["heads/test_err"].append(_rel_err(convex.predict(Zh, Xt), yt))
+        acc["heads/objective"].append(hr.objective)
+        acc["heads/w"].append(hr.w)
+    T2 = min(len(o) for o in acc["heads/objective"])
+    acc["heads/objective"] = [o[:T2] for o in acc["heads/objective"]]
+    arrays = {k: np.array(v) for k, v in acc.items()} | {"step": steps.astype(float)}
+    meta = {"config": config_dict(cfg), "device": str(dev), "seeds": list(seeds),
+            "variants": ["gd"], "seconds": time.perf_counter() - t0,
+            "note": (f"frozen random first layer, random softmax readout teacher; "
+                     f"{cfg.N_train} train / {cfg.N_test} test sequences of {cfg.n} tokens, "
+                     f"D = {cfg.D}")}
+    res = Result("student_teacher", arrays, meta)
+    if out is not None:
+        res.save(f"{out}/student_teacher.npz")
+    return res

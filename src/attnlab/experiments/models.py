@@ -1,0 +1,181 @@
+"""A small transformer classifier with a switchable attention kernel (Part III).
+
+Pre-norm blocks as in Skyformer's LRA model (``shared/papers/gd-dynamics.md`` §4):
+``x = x + Attn(LN(x))``, ``x = x + FFN(LN(x))``, final LN, pooling, head
+``Linear(D, hidden) - ReLU - Linear(hidden, classes)``.
+
+Attention kernels per layer (``kernels``):
+
+- ``"softmax"``: ``S = softmax(Q K^T / sqrt(d))`` (:func:`attnlab.kernels._softmax_t`);
+- ``"gaussian"``: ``S = exp(-||q_k - k_j||^2 / (2 sqrt d))``, unnormalized as in the
+  GD-dynamics paper (:func:`attnlab.kernels._gaussian_t`; ``gaussian_normalize=True``
+  divides rows by their sums);
+- ``"convex"``: one input-independent row-stochastic matrix per head,
+  ``S = row_stochastic(logits)`` (:func:`attnlab.row_stochastic`), the shared matrix of the
+  convex relaxation (eq. 4 of the convexifying paper) in a multi-head layer.
+
+Padding (token 0 with ``pad_mask``) is excluded from the keys and from mean pooling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .._validate import check_choice, check_int
+from ..kernels import _gaussian_t, _softmax_t, row_stochastic
+from .config import KERNEL_CHOICES, ModelConfig
+
+__all__ = ["Attention", "TransformerClassifier", "build_model"]
+
+
+class Attention(nn.Module):
+    """Multi-head attention with kernel ``softmax``, ``gaussian`` or ``convex``.
+
+    Args:
+        D: model width; heads, head_dim: ``H`` heads of width ``d``.
+        kernel: see the module docstring. n_tokens: sequence length (needed by ``convex``).
+    """
+
+    def __init__(self, D: int, heads: int, head_dim: int, kernel: str = "softmax", *,
+                 n_tokens: int | None = None, gaussian_normalize: bool = False) -> None:
+        super().__init__()
+        self.kernel = check_choice("kernel", kernel, KERNEL_CHOICES)
+        self.H, self.d = check_int("heads", heads, min=1), check_int("head_dim", head_dim, min=1)
+        self.gaussian_normalize = bool(gaussian_normalize)
+        inner = heads * head_dim
+        if kernel == "convex":
+            n = check_int("n_tokens", n_tokens, min=1)
+            # zero logits = uniform attention at initialization
+            self.logits = nn.Parameter(torch.zeros(heads, n, n))
+            self.value = nn.Linear(D, inner)
+        else:
+            self.qkv = nn.Linear(D, 3 * inner)
+        self.out = nn.Linear(inner, D)
+
+    def _split(self, t: torch.Tensor) -> torch.Tensor:
+        B, n, _ = t.shape
+        return t.view(B, n, self.H, self.d).transpose(1, 2)  # (B, H, n, d)
+
+    def attention(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention matrices ``S (B, H, n, n)`` for ``x (B, n, D)``; ``key_mask (B, n)``
+        (True = real token) zeroes padded keys; softmax and convex rows are renormalized
+        (row-stochastic over the real tokens)."""
+        B, n, _ = x.shape
+        if self.kernel == "convex":
+            S = row_stochastic(self.logits[:, :n, :n]).unsqueeze(0).expand(B, -1, -1, -1)
+            renorm = True
+        else:
+            q, k, _ = self.qkv(x).chunk(3, dim=-1)
+            q, k = self._split(q), self._split(k)
+            scale = 1.0 / math.sqrt(self.d)
+            if self.kernel == "softmax":
+                S, renorm = _softmax_t(q, k, scale), True
+            else:
+                S, renorm = _gaussian_t(q, k, scale, False), self.gaussian_normalize
+        if key_mask is None and not (renorm and self.kernel == "gaussian"):
+            return S
+        if key_mask is not None:
+            S = S * key_mask[:, None, None, :].to(S.dtype)
+        if renorm:
+            S = S / S.sum(-1, keepdim=True).clamp_min(1e-30)
+        return S
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x (B, n, D)`` -> ``(B, n, D)``."""
+        S = self.attention(x, key_mask)
+        v = self.value(x) if self.kernel == "convex" else self.qkv(x).chunk(3, dim=-1)[2]
+        o = S @ self._split(v)  # (B, H, n, d)
+        return self.out(o.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: attention and a ReLU FFN, each with a residual."""
+
+    def __init__(self, cfg: ModelConfig, kernel: str, n_tokens: int) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(cfg.D), nn.LayerNorm(cfg.D)
+        self.attn = Attention(cfg.D, cfg.heads, cfg.head_dim, kernel, n_tokens=n_tokens)
+        self.ffn = nn.Sequential(nn.Linear(cfg.D, cfg.hidden), nn.ReLU(),
+                                 nn.Linear(cfg.hidden, cfg.D))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), key_mask))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class TransformerClassifier(nn.Module):
+    """Token (or patch) sequences ``(B, n)`` int64 (or ``(B, n, P)`` float) -> logits
+    ``(B, classes)``.
+
+    Args:
+        cfg: sizes (:class:`ModelConfig`). kernels: one kernel per layer (length
+        ``cfg.layers``). vocab: token vocabulary (ignored for patches). n_tokens: sequence
+        length (learned positions). classes: outputs. patch_dim: input width of a patch
+        token (``cfg.patch > 0``). pad_mask: treat token 0 as padding (text).
+    """
+
+    def __init__(self, cfg: ModelConfig, kernels: Sequence[str], *, vocab: int, n_tokens: int,
+                 classes: int, patch_dim: int = 0, pad_mask: bool = False) -> None:
+        super().__init__()
+        kernels = tuple(kernels)
+        if len(kernels) != cfg.layers:
+            raise ValueError(f"kernels must name one kernel per layer ({cfg.layers}), "
+                             f"got {kernels}")
+        self.cfg, self.kernels, self.pad_mask = cfg, kernels, bool(pad_mask)
+        if patch_dim:
+            self.embed: nn.Module = nn.Linear(patch_dim, cfg.D)
+        else:
+            self.embed = nn.Embedding(check_int("vocab", vocab, min=1), cfg.D)
+        self.pos = nn.Parameter(0.02 * torch.randn(n_tokens, cfg.D))
+        self.blocks = nn.ModuleList(Block(cfg, k, n_tokens) for k in kernels)
+        self.norm = nn.LayerNorm(cfg.D)
+        self.head = nn.Sequential(nn.Linear(cfg.D, cfg.hidden), nn.ReLU(),
+                                  nn.Linear(cfg.hidden, check_int("classes", classes, min=2)))
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Final normalized token features ``(B, n, D)`` and the key mask ``(B, n)``."""
+        mask = (x != 0) if (self.pad_mask and x.dtype == torch.int64) else None
+        if mask is not None:
+            mask = mask | (~mask.any(1, keepdim=True))  # all-padding rows: keep every token
+        h = self.embed(x) + self.pos[: x.shape[1]]
+        for block in self.blocks:
+            h = block(h, mask)
+        return self.norm(h), mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, mask = self.features(x)
+        if self.cfg.pooling == "last":
+            pooled = h[:, -1]
+        elif mask is None:
+            pooled = h.mean(1)
+        else:
+            m = mask.to(h.dtype).unsqueeze(-1)
+            pooled = (h * m).sum(1) / m.sum(1)
+        return self.head(pooled)
+
+    def set_kernel(self, kernel: str) -> None:
+        """Switch every softmax/gaussian layer to ``kernel`` in place (same weights): the
+        second stage of the two-stage landscape."""
+        check_choice("kernel", kernel, ("softmax", "gaussian"))
+        for block in self.blocks:
+            if block.attn.kernel == "convex":
+                raise ValueError("set_kernel: convex layers have no query/key weights")
+            block.attn.kernel = kernel
+        self.kernels = (kernel,) * len(self.blocks)
+
+
+def build_model(cfg: ModelConfig, kernels: str | Sequence[str], *, vocab: int, n_tokens: int,
+                classes: int, seed: int, patch_dim: int = 0,
+                pad_mask: bool = False) -> TransformerClassifier:
+    """Seeded :class:`TransformerClassifier`; a single kernel name applies to every layer.
+    Initialization uses a private ``torch.Generator`` state (the global RNG is restored)."""
+    ks = (kernels,) * cfg.layers if isinstance(kernels, str) else tuple(kernels)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(check_int("seed", seed, min=0))
+        return TransformerClassifier(cfg, ks, vocab=vocab, n_tokens=n_tokens, classes=classes,
+                                     patch_dim=patch_dim, pad_mask=pad_mask)

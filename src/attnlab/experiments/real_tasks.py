@@ -1,0 +1,219 @@
+"""IMDB and Pathfinder, Softmax vs Gaussian attention, and the two-stage landscape
+(the experiments of the GD-dynamics paper, ``shared/papers/gd-dynamics.md`` §4)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._validate import check_int
+from ..data import encode_bytes, generate_pathfinder, load_imdb, pathfinder_tokens
+from ..device import get_device
+from .config import LandscapeConfig, PathfinderConfig, TextConfig, config_dict
+from .models import TransformerClassifier, build_model
+from .results import Result
+from .training import evaluate, train_classifier
+
+__all__ = ["imdb_data", "pathfinder_data", "run_imdb", "run_pathfinder", "run_landscape",
+           "filter_normalized_direction"]
+
+
+def imdb_data(cfg: TextConfig, *, source: str = "offline"):
+    """Byte tokens ``(N, L)`` int64 and labels for train and test, plus the data note."""
+    d = load_imdb(source=source, max_train=cfg.max_train, max_test=cfg.max_test, seed=0)
+    Xtr, _ = encode_bytes(d.train_text, cfg.max_length, pad_to=cfg.pad_to)
+    Xte, _ = encode_bytes(d.test_text, cfg.max_length, pad_to=cfg.pad_to)
+    arrays = (Xtr, d.train_labels, Xte, d.test_labels)
+    return tuple(torch.as_tensor(np.asarray(a), dtype=torch.long) for a in arrays), d.note
+
+
+def _patches(images: np.ndarray, k: int) -> np.ndarray:
+    """``(B, 32, 32)`` uint8 -> ``(B, (32/k)^2, k*k)`` float32 in [0, 1]."""
+    B, S = len(images), images.shape[1]
+    x = images.astype(np.float32).reshape(B, S // k, k, S // k, k) / 255.0
+    return x.transpose(0, 1, 3, 2, 4).reshape(B, (S // k) ** 2, k * k)
+
+
+def pathfinder_data(cfg: PathfinderConfig):
+    """Generated images (seed 0) as pixel tokens ``(N, 1024)`` int64 (``patch = 0``, LRA)
+    or patch tokens ``(N, (32/k)^2, k^2)`` float; returns tensors, a note and the images."""
+    n = cfg.n_train + cfg.n_test
+    images, labels = generate_pathfinder(n, difficulty=cfg.difficulty, seed=0)
+    k = cfg.model.patch
+    X = torch.as_tensor(_patches(images, k)) if k else torch.as_tensor(
+        pathfinder_tokens(images))
+    y = torch.as_tensor(labels, dtype=torch.long)
+    tr, te = slice(0, cfg.n_train), slice(cfg.n_train, n)
+    how = f"{k}x{k} patch tokens" if k else "1024 pixel tokens"
+    note = (f"generated Pathfinder-32, difficulty {cfg.difficulty}, {cfg.n_train} train / "
+            f"{cfg.n_test} test images (seed 0), {how}")
+    return (X[tr], y[tr], X[te], y[te]), note, images[: min(n, 64)], labels[: min(n, 64)]
+
+
+def _model_for(cfg: TextConfig | PathfinderConfig, kernel: str, seed: int,
+               X: torch.Tensor) -> TransformerClassifier:
+    text = isinstance(cfg, TextConfig)
+    return build_model(cfg.model, kernel, vocab=257 if text else 256, n_tokens=X.shape[1],
+                       classes=2, seed=seed, patch_dim=X.shape[2] if X.ndim == 3 else 0,
+                       pad_mask=text)
+
+
+def _train(model, data, cfg, epochs: int, seed: int, progress: bool, desc: str):
+    per_epoch = math.ceil(len(data[0]) / min(cfg.batch_size, len(data[0])))
+    return train_classifier(model, data, optimizer=cfg.optimizer, lr=cfg.lr,
+                            steps=epochs * per_epoch, log_every=per_epoch,
+                            batch_size=cfg.batch_size, seed=seed, momentum=cfg.momentum,
+                            weight_decay=cfg.weight_decay, per="epoch", progress=progress,
+                            desc=desc)
+
+
+def _compare(name: str, cfg, data, note: str, *, device, seeds, progress) -> Result:
+    dev = get_device(device)
+    data = tuple(t.to(dev) for t in data)
+    t0 = time.perf_counter()
+    arrays: dict[str, np.ndarray] = {}
+    stops: dict[str, list[str]] = {}
+    for kernel in cfg.kernels:
+        runs = []
+        for s in seeds:
+            model = _model_for(cfg, kernel, s, data[0]).to(dev)
+            runs.append(_train(model, data, cfg, cfg.epochs, s, progress, f"{name} {kernel} {s}"))
+        for m in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            arrays[f"{kernel}/{m}"] = np.stack([getattr(r, m) for r in runs])
+        arrays["epoch"] = runs[0].x
+        stops[kernel] = [r.stop for r in runs]
+    meta = {"config": config_dict(cfg), "device": str(dev), "seeds": list(seeds),
+            "variants": list(cfg.kernels), "note": note, "stop": stops,
+            "seconds": time.perf_counter() - t0}
+    return Result(name, arrays, meta)
+
+
+def _seeds(cfg, seeds) -> tuple[int, ...]:
+    seeds = tuple(cfg.seeds if seeds is None else seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    return tuple(check_int("seeds", s, min=0) for s in seeds)
+
+
+def run_imdb(config: TextConfig, *, device: str = "auto", seeds=None, progress: bool = True,
+             out=None, source: str = "offline") -> Result:
+    """IMDB sentiment (bytes), one model per kernel and seed; curves over epochs.
+
+    Returns a :class:`Result` with ``"<kernel>/{train,test}_{loss,acc}" (S, T)`` and
+    ``"epoch" (T,)``; saved to ``out/imdb.npz`` when ``out`` is given.
+    """
+    data, note = imdb_data(config, source=source)
+    res = _compare("imdb", config, data, note, device=device, seeds=_seeds(config, seeds),
+                   progress=progress)
+    if out is not None:
+        res.save(f"{out}/imdb.npz")
+    return res
+
+
+def run_pathfinder(config: PathfinderConfig, *, device: str = "auto", seeds=None,
+                   progress: bool = True, out=None) -> Result:
+    """Generated Pathfinder, one model per kernel and seed; curves over epochs.
+
+    Same arrays as :func:`run_imdb`, plus ``"images" (<=64, 32, 32)`` and ``"labels"``.
+    """
+    data, note, images, labels = pathfinder_data(config)
+    res = _compare("pathfinder", config, data, note, device=device,
+                   seeds=_seeds(config, seeds), progress=progress)
+    res.arrays["images"], res.arrays["labels"] = images, labels
+    if out is not None:
+        res.save(f"{out}/pathfinder.npz")
+    return res
+
+
+# ------------------------------------------------------------------ two-stage landscape
+def filter_normalized_direction(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """Random Gaussian direction, each filter rescaled to its weight's norm (Li et al. 2018).
+
+    A filter is a slice along the first axis of a weight in PyTorch's ``(out, in)`` layout
+    (a row of a Linear weight, a token row of an embedding, a head of the convex logits);
+    1-D parameters (biases, LayerNorm) get a zero direction, as in Li et al.
+    (:mod:`attnlab.landscape` does the same for the engine's ``Params``, whose layout differs.)
+    """
+    g = torch.Generator().manual_seed(check_int("seed", seed, min=0))
+    out = {}
+    for name, w in model.named_parameters():
+        if w.ndim < 2:
+            out[name] = torch.zeros_like(w)
+            continue
+        d = torch.randn(w.shape, generator=g).to(w.device, w.dtype)
+        axes = tuple(range(1, w.ndim))
+        scale = w.detach().norm(dim=axes, keepdim=True) / d.norm(dim=axes, keepdim=True)
+        out[name] = d * scale
+    return out
+
+
+@torch.no_grad()
+def _slice(model: nn.Module, direction, alphas: np.ndarray, X, y) -> np.ndarray:
+    """Cross-entropy at ``theta + a d`` for each ``a`` (parameters restored afterwards)."""
+    params = dict(model.named_parameters())
+    theta = {k: p.detach().clone() for k, p in params.items()}
+    losses = []
+    for a in alphas:
+        for k, p in params.items():
+            p.copy_(theta[k] + float(a) * direction[k])
+        losses.append(evaluate(model, X, y)[0])
+    for k, p in params.items():
+        p.copy_(theta[k])
+    return np.array(losses)
+
+
+def run_landscape(config: LandscapeConfig, *, device: str = "auto", seeds=None,
+                  progress: bool = True, out=None) -> Result:
+    """Two-stage landscape: Softmax for ``stage1_epochs``, then from that checkpoint
+    ``stage2_epochs`` more with Softmax or with Gaussian attention (same weights, kernel
+    switched), then 1-D training-loss slices through each stage-2 model along the same
+    seeded filter-normalized directions.
+
+    Arrays: ``"alpha" (P,)``; ``"<kernel>/slice" (S, n_directions, P)``;
+    ``"<kernel>/test_acc"`` and ``"<kernel>/test_loss" (S,)`` after stage 2;
+    ``"stage1/test_acc" (S,)``.
+    """
+    cfg, base = config, config.base
+    dev = get_device(device)
+    if config.task == "imdb":
+        data, note = imdb_data(base)
+    else:
+        data, note, *_ = pathfinder_data(base)
+    data = tuple(t.to(dev) for t in data)
+    m = min(cfg.eval_examples, len(data[0]))
+    Xe, ye = data[0][:m], data[1][:m]
+    alphas = np.linspace(-cfg.radius, cfg.radius, cfg.points)
+    t0 = time.perf_counter()
+    seeds = _seeds(cfg, seeds)
+    acc = {k: [] for k in ("stage1/test_acc", "softmax/test_acc", "gaussian/test_acc",
+                           "softmax/test_loss", "gaussian/test_loss")}
+    slices: dict[str, list[np.ndarray]] = {"softmax": [], "gaussian": []}
+    for s in seeds:
+        model = _model_for(replace(base, kernels=("softmax",)), "softmax", s, data[0]).to(dev)
+        _train(model, data, base, cfg.stage1_epochs, s, progress, f"stage 1, seed {s}")
+        acc["stage1/test_acc"].append(evaluate(model, data[2], data[3])[1])
+        for kernel in ("softmax", "gaussian"):
+            m2 = copy.deepcopy(model)
+            m2.set_kernel(kernel)
+            _train(m2, data, base, cfg.stage2_epochs, s + 1, progress, f"stage 2 {kernel}")
+            loss, a = evaluate(m2, data[2], data[3])
+            acc[f"{kernel}/test_acc"].append(a)
+            acc[f"{kernel}/test_loss"].append(loss)
+            dirs = [filter_normalized_direction(m2, 1000 * s + r)
+                    for r in range(cfg.n_directions)]
+            slices[kernel].append(np.stack([_slice(m2, d, alphas, Xe, ye) for d in dirs]))
+    arrays = {"alpha": alphas, **{k: np.array(v) for k, v in acc.items()},
+              **{f"{k}/slice": np.stack(v) for k, v in slices.items()}}
+    meta = {"config": config_dict(cfg), "device": str(dev), "seeds": list(seeds),
+            "variants": ["softmax", "gaussian"], "note": note,
+            "seconds": time.perf_counter() - t0}
+    res = Result("landscape", arrays, meta)
+    if out is not None:
+        res.save(f"{out}/landscape.npz")
+    return res

@@ -1,0 +1,124 @@
+"""The training loop shared by the Part III classification experiments."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .._validate import check_choice, check_int, check_real
+
+__all__ = ["Curves", "evaluate", "train_classifier", "make_optimizer"]
+
+
+@dataclass
+class Curves:
+    """Logged metrics at ``T`` log points (index 0 = before training).
+
+    ``x (T,)`` epochs or steps; ``train_loss, train_acc, test_loss, test_acc (T,)``;
+    ``stop``: ``"completed"`` or why training stopped (non-finite loss).
+    """
+
+    x: np.ndarray
+    train_loss: np.ndarray
+    train_acc: np.ndarray
+    test_loss: np.ndarray
+    test_acc: np.ndarray
+    stop: str
+    seconds: float
+
+
+def make_optimizer(model: nn.Module, name: str, lr: float, *, momentum: float = 0.0,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """``"sgd"`` (with momentum), ``"adam"`` or ``"adamw"`` (betas 0.9, 0.98 for AdamW as
+    in Power et al.'s grokking code)."""
+    check_choice("optimizer", name, ("sgd", "adam", "adamw"))
+    params = model.parameters()
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor,
+             batch_size: int = 256) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``X (N, ...)``, ``y (N,)``."""
+    was = model.training
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(X), batch_size):
+        logits = model(X[i:i + batch_size])
+        yy = y[i:i + batch_size]
+        loss += float(nn.functional.cross_entropy(logits, yy, reduction="sum"))
+        correct += int((logits.argmax(-1) == yy).sum())
+    model.train(was)
+    return loss / len(X), correct / len(X)
+
+
+def train_classifier(model: nn.Module, data: tuple[torch.Tensor, ...], *, optimizer: str,
+                     lr: float, steps: int, log_every: int, batch_size: int, seed: int,
+                     momentum: float = 0.0, weight_decay: float = 0.0, per: str = "step",
+                     eval_batch: int = 256, progress: bool = False,
+                     desc: str = "") -> Curves:
+    """Minibatch training with cross-entropy; logs train/test loss and accuracy.
+
+    Args:
+        model: maps ``X (B, ...)`` to logits ``(B, classes)``.
+        data: ``(X_train, y_train, X_test, y_test)`` tensors on the model's device.
+        steps: optimizer steps; log_every: steps between log points.
+        batch_size: minibatch size (``>= N_train`` = full batch); batches come from a
+            seeded permutation per pass over the data.
+        per: the x axis: ``"step"`` or ``"epoch"`` (steps / batches per epoch).
+
+    Returns:
+        :class:`Curves`. A non-finite loss stops training with a reason (no raise); the
+        remaining log points are NaN.
+    """
+    Xtr, ytr, Xte, yte = data
+    steps = check_int("steps", steps, min=1)
+    log_every = check_int("log_every", log_every, min=1)
+    check_real("lr", lr, min=0.0, strict_min=True)
+    check_choice("per", per, ("step", "epoch"))
+    N = len(Xtr)
+    bs = min(check_int("batch_size", batch_size, min=1), N)
+    per_epoch = math.ceil(N / bs)
+    opt = make_optimizer(model, optimizer, lr, momentum=momentum, weight_decay=weight_decay)
+    g = torch.Generator().manual_seed(check_int("seed", seed, min=0))
+    T = steps // log_every + 1
+    rec = np.full((4, T), np.nan)
+    t0, stop, order, pos = time.perf_counter(), "completed", torch.empty(0, dtype=torch.long), 0
+
+    def log(t: int) -> None:
+        rec[0, t], rec[1, t] = evaluate(model, Xtr, ytr, eval_batch)
+        rec[2, t], rec[3, t] = evaluate(model, Xte, yte, eval_batch)
+
+    log(0)
+    model.train()
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
+    for step in range(1, steps + 1):
+        if pos >= len(order):
+            order, pos = torch.randperm(N, generator=g).to(Xtr.device), 0
+        idx = order[pos:pos + bs]
+        pos += bs
+        loss = nn.functional.cross_entropy(model(Xtr[idx]), ytr[idx])
+        if not torch.isfinite(loss):
+            stop = (f"stopped at step {step}: training loss is {float(loss)}; "
+                    "try a smaller learning rate")
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        bar.update(1)
+        if step % log_every == 0:
+            log(step // log_every)
+    bar.close()
+    x = np.arange(T) * log_every
+    x = x / per_epoch if per == "epoch" else x
+    return Curves(x.astype(float), *rec, stop=stop, seconds=time.perf_counter() - t0)

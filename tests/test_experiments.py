@@ -1,0 +1,155 @@
+"""Part III experiments: test configurations end to end, results I/O, models, configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnlab.experiments import (
+    RUNNERS,
+    Attention,
+    ModelConfig,
+    build_model,
+    get_config,
+    load_result,
+    readout_attention,
+)
+from attnlab.experiments.run import main as cli_main
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _final(res, variant, metric):
+    return float(np.mean(res.arrays[f"{variant}/{metric}"][:, -1]))
+
+
+def test_pathfinder_test_config_beats_chance_on_train(tmp_path):
+    res = RUNNERS["pathfinder"](get_config("pathfinder", "test"), device="cpu",
+                                progress=False, out=tmp_path)
+    best = max(_final(res, k, "train_acc") for k in ("softmax", "gaussian"))
+    assert best > 0.6
+    for k in ("softmax", "gaussian"):  # training lowered the training loss
+        tl = res.arrays[f"{k}/train_loss"][0]
+        assert tl[-1] < tl[0]
+    again = load_result(tmp_path / "pathfinder.npz")
+    assert again.experiment == "pathfinder"
+    np.testing.assert_array_equal(again["softmax/test_acc"], res["softmax/test_acc"])
+    assert again.meta["config"]["difficulty"] == 6
+    assert again["images"].shape[1:] == (32, 32)
+
+
+def test_imdb_test_config_beats_chance_on_train():
+    res = RUNNERS["imdb"](get_config("imdb", "test"), device="cpu", progress=False)
+    assert max(_final(res, k, "train_acc") for k in ("softmax", "gaussian")) > 0.55
+    assert "offline" in res.meta["note"]
+
+
+def test_modular_test_config_fits_training_set():
+    res = RUNNERS["modular"](get_config("modular", "test"), device="cpu", progress=False)
+    chance = res.meta["chance"]
+    for v in ("L1-softmax", "L1-convex"):
+        assert _final(res, v, "train_acc") > 5 * chance
+
+
+def test_student_teacher_test_config():
+    res = RUNNERS["student_teacher"](get_config("student_teacher", "test"), progress=False)
+    # relative error 1 = predicting the mean: all three students must beat it on train
+    for k in ("gd/train_err", "convex/train_err", "heads/train_err"):
+        assert float(np.ravel(res[k])[-1]) < 0.9
+    # nonconvex heads cannot beat the convex optimum of the same objective
+    assert res["heads/objective"].min() >= res["convex/primal"][0] * (1 - 1e-6)
+    assert np.allclose(res["teacher/attn"].sum(-1), 1.0)
+
+
+def test_landscape_test_config(tmp_path):
+    cfg = get_config("landscape", "test", points=5, n_directions=1, stage1_epochs=2,
+                     stage2_epochs=1)
+    res = RUNNERS["landscape"](cfg, device="cpu", progress=False, out=tmp_path)
+    for k in ("softmax", "gaussian"):
+        sl = res[f"{k}/slice"]
+        assert sl.shape == (1, 1, 5) and np.isfinite(sl).all()
+    assert load_result(tmp_path / "landscape").arrays.keys() == res.arrays.keys()
+
+
+@pytest.mark.parametrize("kernel", ["softmax", "gaussian", "convex"])
+def test_attention_shapes_and_rows(kernel):
+    att = Attention(8, 2, 4, kernel, n_tokens=5)
+    x = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(0))
+    S = att.attention(x)
+    assert S.shape == (3, 2, 5, 5)
+    assert att(x).shape == (3, 5, 8)
+    if kernel == "gaussian":  # unnormalized Gaussian kernel: entries in (0, 1], diagonal of
+        assert (S > 0).all() and (S <= 1).all()  # exp(-|q-k|^2/(2 sqrt d)) is not 1
+    else:
+        torch.testing.assert_close(S.sum(-1), torch.ones(3, 2, 5))
+    mask = torch.tensor([[True] * 3 + [False] * 2] * 3)
+    Sm = att.attention(x, mask)
+    assert torch.all(Sm[..., 3:] == 0)
+    if kernel != "gaussian":
+        torch.testing.assert_close(Sm.sum(-1), torch.ones(3, 2, 5))
+
+
+def test_gaussian_matches_kernel_function():
+    from attnlab import gaussian_kernel
+
+    att = Attention(8, 1, 4, "gaussian")
+    x = torch.randn(2, 5, 8, dtype=torch.float32, generator=torch.Generator().manual_seed(1))
+    q, k, _ = att.qkv(x).chunk(3, dim=-1)
+    ref = gaussian_kernel(q.detach().numpy(), k.detach().numpy())
+    np.testing.assert_allclose(att.attention(x)[:, 0].detach().numpy(), ref, rtol=1e-5)
+
+
+def test_model_outputs_and_seeding():
+    cfg = ModelConfig(D=8, hidden=16, heads=2, head_dim=4, layers=2, dropout=0.0)
+    x = torch.randint(1, 20, (4, 6), generator=torch.Generator().manual_seed(0))
+    for kernels in ("softmax", ("softmax", "convex"), "gaussian"):
+        m1 = build_model(cfg, kernels, vocab=20, n_tokens=6, classes=3, seed=1)
+        m2 = build_model(cfg, kernels, vocab=20, n_tokens=6, classes=3, seed=1)
+        torch.testing.assert_close(m1(x), m2(x))
+        assert m1(x).shape == (4, 3)
+    with pytest.raises(ValueError, match="kernels"):
+        build_model(cfg, ("softmax",), vocab=20, n_tokens=6, classes=3, seed=0)
+
+
+def test_readout_attention_shapes():
+    X = torch.randn(5, 4, 3, dtype=torch.float64)
+    W = torch.randn(2, 3, 2, dtype=torch.float64)
+    out, s = readout_attention(X, W, W, torch.randn(2, 3, dtype=torch.float64))
+    assert out.shape == (5,) and s.shape == (2, 5, 4)
+    torch.testing.assert_close(s.sum(-1), torch.ones(2, 5, dtype=torch.float64))
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="experiment"):
+        get_config("mnist")
+    with pytest.raises(ValueError, match="preset"):
+        get_config("imdb", "huge")
+    with pytest.raises(ValueError, match="no field 'foo'"):
+        get_config("imdb", "short", foo=1)
+    with pytest.raises(ValueError, match="kernels"):
+        get_config("imdb", "short", kernels=("linear",))
+    with pytest.raises(ValueError, match="difficulty"):
+        get_config("pathfinder", "short", difficulty=7)
+    with pytest.raises(ValueError, match="patch"):
+        ModelConfig(patch=5)
+    with pytest.raises(TypeError, match="epochs"):
+        get_config("imdb", "short", epochs=1.5)
+    full = get_config("imdb", "full")
+    assert (full.model.D, full.model.hidden, full.model.heads, full.model.head_dim,
+            full.model.layers, full.max_length) == (64, 128, 2, 32, 2, 4000)
+    assert get_config("modular", "full").p == 97
+
+
+def test_cli_runs_and_saves(tmp_path, capsys):
+    assert cli_main(["student_teacher", "--config", "test", "--out", str(tmp_path),
+                     "--no-progress", "--device", "cpu"]) == 0
+    assert (tmp_path / "student_teacher.npz").is_file()
+    with pytest.raises(FileNotFoundError):
+        load_result(tmp_path / "missing.npz")
