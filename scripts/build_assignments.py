@@ -116,36 +116,19 @@ def expected_files() -> dict[Path, str]:
 
 def stale_files() -> list[Path]:
     """Generated files that are missing or differ, plus notebooks no source produces."""
-    expected = expected_files()
-    stale = [p for p, text in expected.items() if not p.exists() or p.read_text() != text]
-    orphans = [p for v in VERSIONS for p in (ROOT / "assignments" / v).glob("*.ipynb")
-               if p not in expected]
-    return stale + orphans
+    return _make_notebooks().find_stale(expected_files(), _folders())
+
+
+def _folders() -> list[Path]:
+    return [ROOT / "assignments" / v for v in VERSIONS]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale files")
     args = parser.parse_args()
-    if args.check:
-        stale = stale_files()
-        for path in stale:
-            print(f"stale: {path.relative_to(ROOT)}")
-        if stale:
-            print("run `python scripts/build_assignments.py` to regenerate")
-        return 1 if stale else 0
-    expected = expected_files()
-    for path, text in expected.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
-    for version in VERSIONS:
-        for path in (ROOT / "assignments" / version).glob("*.ipynb"):
-            if path not in expected:
-                path.unlink()
-                print(f"removed {path.relative_to(ROOT)}")
-    return 0
+    return _make_notebooks().sync(expected_files(), _folders(), check=args.check,
+                                  script="build_assignments.py")
 
 
 if __name__ == "__main__":

@@ -146,34 +146,45 @@ def notebook_json(nb: nbformat.NotebookNode) -> str:
 
 def stale_files() -> list[Path]:
     """Generated files that are missing or differ, plus notebooks no chapter produces."""
-    expected = expected_files()
+    return find_stale(expected_files(), [ROOT / "notebooks"])
+
+
+def find_stale(expected: dict[Path, str], folders: list[Path]) -> list[Path]:
+    """Files of ``expected`` that are missing or differ, plus ``*.ipynb`` in ``folders`` that
+    ``expected`` does not produce (orphans)."""
     stale = [p for p, text in expected.items() if not p.exists() or p.read_text() != text]
-    orphans = [p for p in (ROOT / "notebooks").glob("*.ipynb") if p not in expected]
+    orphans = [p for f in folders for p in sorted(f.glob("*.ipynb")) if p not in expected]
     return stale + orphans
+
+
+def sync(expected: dict[Path, str], folders: list[Path], *, check: bool, script: str) -> int:
+    """Write ``expected`` and remove orphan notebooks from ``folders``; with ``check``, only
+    report what is stale and return 1 if anything is. Shared by the generator scripts."""
+    if check:
+        stale = find_stale(expected, folders)
+        for path in stale:
+            print(f"stale: {path.relative_to(ROOT)}")
+        if stale:
+            print(f"run `python scripts/{script}` to regenerate")
+        return 1 if stale else 0
+    for path, text in expected.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+    for path in find_stale({}, folders):
+        if path not in expected:
+            path.unlink()
+            print(f"removed {path.relative_to(ROOT)}")
+    return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale files")
     args = parser.parse_args()
-    if args.check:
-        stale = stale_files()
-        for path in stale:
-            print(f"stale: {path.relative_to(ROOT)}")
-        if stale:
-            print("run `python scripts/make_notebooks.py` to regenerate")
-        return 1 if stale else 0
-    (ROOT / "notebooks").mkdir(exist_ok=True)
-    expected = expected_files()
-    for path, text in expected.items():
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
-    for path in (ROOT / "notebooks").glob("*.ipynb"):
-        if path not in expected:
-            path.unlink()
-            print(f"removed {path.relative_to(ROOT)}")
-    return 0
+    return sync(expected_files(), [ROOT / "notebooks"], check=args.check,
+                script="make_notebooks.py")
 
 
 if __name__ == "__main__":

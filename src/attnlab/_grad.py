@@ -20,7 +20,7 @@ Backends:
   ``M H N`` is contiguous, so the ``n x n`` and ``n x d`` products become vectorized
   broadcasts instead of thousands of tiny GEMMs. Why: with n <= 8 and d <= 16, batched
   tiny GEMMs and softmaxes over rows of length 4 ran 3-10x slower than these broadcasts
-  (benchmarks/RESULTS_engine.md). With GD it also runs in
+  (benchmarks/README.md). With GD it also runs in
   *token space*: since ``Q = X W_Q`` and ``grad W_Q = X^T G``, a GD step is
   ``Q <- Q - eta G (X X^T)``, one GEMM with the token Gram matrix instead of two (the
   projection and the gradient); ``W = W_0 - X^T sum_t eta G_t`` is formed at export.
