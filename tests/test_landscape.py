@@ -100,3 +100,19 @@ def test_padded_rows_stay_zero_and_bad_input():
     with pytest.raises(ValueError, match="span"):
         ls.landscape_slice(one, al.random_tokens(2, 2, 5, seed=0), al.random_targets(2, 2, seed=0),
                            span=0.0)
+
+
+def test_rescale_filters_matches_filter_norms_and_keeps_zero_filters():
+    from attnlab.landscape import rescale_filters
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    d = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    d[2] = 0.0
+    r = rescale_filters(d, w, (1,))
+    expected = torch.linalg.vector_norm(w, dim=1)
+    expected[2] = 0.0
+    assert torch.allclose(torch.linalg.vector_norm(r, dim=1), expected, rtol=1e-12)
+    # directions are kept: each nonzero row of r is a positive multiple of the row of d
+    cos = (r * d).sum(1) / (r.norm(dim=1) * d.norm(dim=1)).clamp_min(1e-300)
+    assert torch.allclose(cos[[0, 1, 3, 4]], torch.ones(4, dtype=torch.float64))

@@ -144,10 +144,20 @@ def filter_normalize(direction: Direction, params: Params, norm: str = "filter")
         w = W[name]
         # filter = all axes but the model, head and output axes: the input axis -2
         axes = (-2,) if norm == "filter" else tuple(range(1, w.ndim))
-        wn = torch.linalg.vector_norm(w, dim=axes, keepdim=True)
-        dn = torch.linalg.vector_norm(dvec, dim=axes, keepdim=True)
-        out[name] = torch.where(dn > 0, dvec * (wn / dn.clamp_min(1e-300)), torch.zeros_like(dvec))
+        out[name] = rescale_filters(dvec, w, axes)
     return out
+
+
+def rescale_filters(d: torch.Tensor, w: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
+    """``d`` with each filter rescaled to the norm of the same filter of ``w`` (Li et al.).
+
+    A filter is a slice over ``axes`` (the norms are taken over them); filters where ``d``
+    is zero stay zero. The one implementation of filter normalization: :func:`filter_normalize`
+    uses it for the engine's ``Params`` and Part III for ``torch.nn`` weights.
+    """
+    wn = torch.linalg.vector_norm(w.detach(), dim=axes, keepdim=True)
+    dn = torch.linalg.vector_norm(d, dim=axes, keepdim=True)
+    return torch.where(dn > 0, d * (wn / dn.clamp_min(1e-300)), torch.zeros_like(d))
 
 
 def random_direction(

@@ -11,8 +11,10 @@ Sequence outputs: sample ``X_i (n, d)`` maps to ``(n, c)``.
 The loss is ``loss_factor * sum ||f(X_i) - Y_i||^2``: ``loss_factor=1`` is the paper's
 ``L(a, b) = (a - b)^2`` (used by the two-token counterexample), ``1/2`` the book's convention.
 Since ``softmax(U) X = W X`` with ``W = softmax(U)`` row-stochastic, every value of (3) is
-reached by (4) with a *per-sample* W; sharing one W across samples, and dropping the
-penalty on ``W_Q, W_K``, makes (4) a relaxation, not an exact reformulation.
+reached by (4) with a *per-sample* W. With one sample, dropping the penalty on ``W_Q, W_K``
+makes (4) a relaxation (its optimum is lower or equal). With several samples, one W shared
+across samples can miss what per-sample softmax attention reaches, so (4) and (3) are not
+nested either way: (4) is an alternative model, not an exact reformulation.
 """
 
 from __future__ import annotations

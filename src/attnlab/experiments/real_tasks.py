@@ -15,6 +15,7 @@ from torch import nn
 from .._validate import check_int
 from ..data import encode_bytes, generate_pathfinder, load_imdb, pathfinder_tokens
 from ..device import get_device
+from ..landscape import rescale_filters
 from .config import LandscapeConfig, PathfinderConfig, TextConfig, config_dict
 from .models import TransformerClassifier, build_model
 from .results import Result
@@ -138,7 +139,7 @@ def filter_normalized_direction(model: nn.Module, seed: int) -> dict[str, torch.
     A filter is a slice along the first axis of a weight in PyTorch's ``(out, in)`` layout
     (a row of a Linear weight, a token row of an embedding, a head of the convex logits);
     1-D parameters (biases, LayerNorm) get a zero direction, as in Li et al.
-    (:mod:`attnlab.landscape` does the same for the engine's ``Params``, whose layout differs.)
+    The rescaling is :func:`attnlab.landscape.rescale_filters`, shared with Part II.
     """
     g = torch.Generator().manual_seed(check_int("seed", seed, min=0))
     out = {}
@@ -147,9 +148,7 @@ def filter_normalized_direction(model: nn.Module, seed: int) -> dict[str, torch.
             out[name] = torch.zeros_like(w)
             continue
         d = torch.randn(w.shape, generator=g).to(w.device, w.dtype)
-        axes = tuple(range(1, w.ndim))
-        scale = w.detach().norm(dim=axes, keepdim=True) / d.norm(dim=axes, keepdim=True)
-        out[name] = d * scale
+        out[name] = rescale_filters(d, w, tuple(range(1, w.ndim)))
     return out
 
 
