@@ -281,3 +281,18 @@ def test_train_bad_data_name_the_parameter():
         al.train(p, X[..., :5], y, lr=0.1, steps=1)
     with pytest.raises(TypeError, match="params"):
         al.train(p.tensors(), X, y, lr=0.1, steps=1)
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "adam"])
+@pytest.mark.parametrize("trained", [("W_V",), ("W_Q", "W_V"), ("W_Q", "W_K", "W_V")])
+def test_train_never_modifies_the_callers_params(optimizer, trained):
+    # Regression: with d_v = 1 a backend once updated the caller's W_V in place (Adam).
+    X = al.random_tokens(8, 4, 16, seed=0)
+    p = al.init_params(M=2, H=2, D=16, d=4, init_scale=1.0, value_scale=2.0, seed=0)
+    y = torch.randn(2, 8, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    before = {k: v.clone() for k, v in p.tensors().items() if v is not None}
+    h = al.train(p, X, y, kernel="softmax", lr=0.01, steps=5, train=trained, optimizer=optimizer)
+    for k, v in before.items():
+        assert torch.equal(p.tensors()[k], v), f"train() changed the caller's {k}"
+    moved = max((h.params.tensors()[k] - before[k]).abs().max().item() for k in trained)
+    assert moved > 0, "the returned params should differ from the initial ones"

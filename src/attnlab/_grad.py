@@ -210,7 +210,10 @@ class ClosedFormSmall:
         self.Xr = Xt.contiguous()
         self.Xc = Xt.transpose(-1, -2).contiguous()  # (D, nN) or (M, D, nN)
         self.y = y if self.pool else y.permute(2, 0, 1).contiguous()  # (M, N) / (n, M, N)
-        self.T = {k: W[k].detach().transpose(-1, -2).contiguous() for k in _PROJ}
+        # clone: with d_v = 1 the transpose of W_V is already contiguous, and .contiguous()
+        # would return the caller's storage for the optimizer to update in place
+        self.T = {k: W[k].detach().transpose(-1, -2).clone(memory_format=torch.contiguous_format)
+                  for k in _PROJ}
         # token space: one (nN x nN) GEMM per step instead of two (nN x D) ones
         self.tokenspace = opt[1] == "gd" and self.n * self.N <= 2 * D
         self.P = {nm: self._proj_raw(nm) for nm in _PROJ}  # current projections
