@@ -76,7 +76,21 @@ def _sq_norm(grads):
     return sum(g.square().flatten(1).sum(1) for g in grads)
 
 
-class Autograd:
+class _StandardLayout:
+    """Shared by the backends that keep ``W`` in the standard layout and the gradients of
+    ``train_list`` in ``self.grads`` (set by ``evaluate``)."""
+
+    def grad_norm2(self):
+        return _sq_norm(self.grads)
+
+    def update(self, step):
+        self.opt.step(self.train_list, self.grads, step)
+
+    def export(self):
+        return {k: v.detach().clone() for k, v in self.W.items()}
+
+
+class Autograd(_StandardLayout):
     def __init__(self, W, X, y, cfg, opt):
         self.W = {k: v.detach().clone() for k, v in W.items()}
         self.train_list = [self.W[k].requires_grad_(True) for k in cfg["trained"]]
@@ -89,15 +103,6 @@ class Autograd:
         f = 0.5 * (out - self.y).square().flatten(1).sum(1)  # (M,)
         self.grads = torch.autograd.grad(f.sum(), self.train_list)
         return f.detach(), S.detach()
-
-    def grad_norm2(self):
-        return _sq_norm(self.grads)
-
-    def update(self, step):
-        self.opt.step(self.train_list, self.grads, step)
-
-    def export(self):
-        return {k: v.detach().clone() for k, v in self.W.items()}
 
 
 def _residual(out, y, axis, n):
@@ -112,7 +117,7 @@ def _residual(out, y, axis, n):
     return 0.5 * r.square().flatten(1).sum(1), rho
 
 
-class ClosedForm:
+class ClosedForm(_StandardLayout):
     """Closed form, standard layout: Q, K (M, H, N, n, d), S (M, H, N, n, n)."""
 
     def __init__(self, W, X, y, cfg, opt):
@@ -174,15 +179,6 @@ class ClosedForm:
             grads.append(self._xt(S.transpose(-1, -2) @ rho.unsqueeze(-1)))
         self.grads = grads
         return f, S
-
-    def grad_norm2(self):
-        return _sq_norm(self.grads)
-
-    def update(self, step):
-        self.opt.step(self.train_list, self.grads, step)
-
-    def export(self):
-        return {k: v.detach().clone() for k, v in self.W.items()}
 
 
 def _to_e(P):
