@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import importlib.util
 import json
 import math
 import re
@@ -20,6 +19,7 @@ import nbformat
 import numpy as np
 import pytest
 import yaml
+from _scripts import load_script
 
 from attnlab import convex, dynamics, init_params, random_tokens
 from attnlab.checks import ASSIGNMENTS, a1, a2, a3, core
@@ -31,13 +31,7 @@ SLUGS = {key: spec.slug for key, spec in ASSIGNMENTS.items()}
 
 
 def load_builder(root: Path = ROOT):
-    """scripts/build_assignments.py as a module, pointed at the repository copy ``root``."""
-    spec = importlib.util.spec_from_file_location("build_assignments",
-                                                  ROOT / "scripts/build_assignments.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.ROOT = root
-    return module
+    return load_script("build_assignments", root)
 
 
 def _definitions_only(source: str) -> bool:

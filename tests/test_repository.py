@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -11,19 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from _scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_make_notebooks(root: Path):
-    """The generator script as a module, pointed at the repository copy ``root``."""
-    spec = importlib.util.spec_from_file_location(
-        "make_notebooks", ROOT / "scripts/make_notebooks.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.ROOT = root
-    return module
+    return load_script("make_notebooks", root)
 
 
 def test_requirements_pins():

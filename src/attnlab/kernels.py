@@ -205,11 +205,7 @@ def _attention_t(X, W_Q, W_K, kernel, scale, normalize):
 
 def _values(X: torch.Tensor, W_V: torch.Tensor) -> torch.Tensor:
     """u[..., h, i, j] = X_i[j] . W_V[h] with W_V (H, D) or (M, H, D): (..., H, N, n)."""
-    if W_V.ndim == 2:
-        return torch.einsum("ind,hd->hin", X, W_V)
-    if X.ndim == 3:
-        return torch.einsum("ind,mhd->mhin", X, W_V)
-    return torch.einsum("mind,mhd->mhin", X, W_V)
+    return _project(X, W_V.unsqueeze(-1)).squeeze(-1)
 
 
 def _squeeze_wv(W_V: torch.Tensor, W_Q: torch.Tensor) -> torch.Tensor:
