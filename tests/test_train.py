@@ -48,6 +48,41 @@ def test_batched_models_equal_separate_runs(optimizer):
     assert hb.loss.shape == (3, 41) and np.isfinite(hb.loss).all()
 
 
+@pytest.mark.parametrize("kernel,normalize,pool", [
+    ("softmax", False, False), ("gaussian", False, False), ("gaussian", True, False),
+    ("softmax", False, True), ("gaussian", False, True),
+])
+def test_wide_sweeps_equal_separate_runs(kernel, normalize, pool):
+    # M = 16 models x H = 2 x N = 16 is a wide batch: make_backend picks the wide layout,
+    # whose histories must equal one-model runs (the default small layout) to 1e-10.
+    from attnlab._grad import ClosedFormWide, make_backend
+
+    M, H, N, n, D, d = 16, 2, 16, 3, 12, 4
+    X = al.random_tokens(N, n, D, seed=1)
+    scales = np.linspace(0.4, 1.2, M).tolist()
+    lrs = np.linspace(0.02, 0.2, M).tolist()
+    p = al.init_params(M=M, H=H, D=D, d=d, init_scale=scales, value_scale=2.0, seed=10)
+    y = al.random_targets(N, 1 if pool else n, seed=2).reshape(N, -1).squeeze(-1)
+    cfg = dict(kind=kernel, mask=None, scale=1 / math.sqrt(d), normalize=normalize,
+               pool=pool, trained=("W_Q",))
+    yb = y.expand(M, *y.shape).contiguous()
+    backend = make_backend(p.tensors(), X, yb, cfg, (torch.tensor(lrs, dtype=X.dtype), "gd",
+                                                    (0.9, 0.999), 1e-8))
+    assert isinstance(backend, ClosedFormWide)
+    for train in (("W_Q",), ("W_K",), ("W_V",), ("W_Q", "W_K", "W_V")):
+        kw = dict(kernel=kernel, normalize=normalize, pool=pool, train=train, steps=12,
+                  log_every=5, track_entropy=True)
+        hb = al.train(p, X, y, lr=lrs, **kw)
+        for m in (0, 7, 15):
+            q = al.init_params(H=H, D=D, d=d, init_scale=scales[m], value_scale=2.0,
+                               seed=10 + m)
+            hs = al.train(q, X, y, lr=lrs[m], **kw)
+            for f in ("loss", "grad_norm2", "entropy"):
+                _close(getattr(hb, f)[m], getattr(hs, f)[0])
+            for k in ("W_Q", "W_K", "W_V"):
+                _close(hb.params.tensors()[k][m].numpy(), hs.params.tensors()[k][0].numpy())
+
+
 def test_padded_embedding_dims_train_like_separate_models():
     Ds, scales = [6, 12, 9], [0.7, 1.0, 1.3]
     X = al.random_tokens(3, 4, Ds, seed=3)
@@ -88,7 +123,10 @@ def test_all_backends_agree(monkeypatch, kernel, normalize, pool, shared_X, opti
                   steps=6, optimizer=optimizer, log_every=log_every, track_entropy=True,
                   track_sigma_min=True)
         runs = {}
-        for backend in ("autograd", "closed", "closed_small"):
+        backends = ["autograd", "closed", "closed_small"]
+        if shared_X and optimizer == "gd":  # what the wide backend supports
+            backends.append("closed_wide")
+        for backend in backends:
             monkeypatch.setattr(trainer, "_BACKEND", backend)
             runs[backend] = al.train(p, X, y, **kw)
         auto = runs.pop("autograd")

@@ -24,6 +24,9 @@ Backends:
   *token space*: since ``Q = X W_Q`` and ``grad W_Q = X^T G``, a GD step is
   ``Q <- Q - eta G (X X^T)``, one GEMM with the token Gram matrix instead of two (the
   projection and the gradient); ``W = W_0 - X^T sum_t eta G_t`` is formed at export.
+- :class:`ClosedFormWide` (wide GD sweeps with a shared ``X``, e.g. 64 models): the same
+  maths in the layout ``(n, N, e, H, M)``, with loop contractions into preallocated
+  buffers and in-place token-space updates (see its docstring and benchmarks/README.md).
 
 Closed-form gradients, with ``rho = dF/dZ`` and ``A_hkl = rho_k S_hkl (u_hl - Z_hk)``
 (softmax, row-normalized Gaussian) or ``A_hkl = rho_k S_hkl u_hl`` (plain Gaussian)::
@@ -44,6 +47,9 @@ from .model import forward_core
 
 # Above this many elements in the (M, H, d, n, n, N) broadcast, use the GEMM backend.
 SMALL_MAX_NUMEL = 1 << 22
+# From this many sequences x heads x models on, the loop-based ClosedFormWide is faster.
+WIDE_MIN_BATCH = 512
+WIDE_MIN_MODELS = 16
 _PROJ = ("W_Q", "W_K", "W_V")
 
 
@@ -344,6 +350,169 @@ class ClosedFormSmall:
         return out
 
 
+class ClosedFormWide:
+    """Closed form for wide batches (many models, shared ``X``, GD in token space).
+
+    The layout is ``(n, N, e, H, M)``: tokens ``(k, i)`` outer, then the head (or value)
+    dim ``e``, then heads and models, so that
+
+    - the projections ``P (nN, e H M)`` are updated in place by the token-space GD step
+      ``P -= (X X^T) eta G``, one GEMM with the Gram matrix on the left, and the
+      elementwise work reads them directly: no layout copies per step;
+    - every elementwise operation has a contiguous inner run of ``H M`` elements, and the
+      sum over heads is over a non-inner axis (a reduction over an inner axis of size
+      ``H = 2`` ran 13x slower);
+    - every contraction over a tiny axis (``d`` or a token axis) is a short loop of
+      in-place ``addcmul_`` into buffers allocated once, reading views made once in
+      ``__init__``, instead of one broadcast that materializes a ``(d, n, n, ...)``
+      temporary (at M = 64 those 2 MB temporaries fell out of cache);
+    - the learning rate is folded into ``rho``, so the gradients come out as steps
+      ``eta G`` (``grad_norm2`` divides it out again).
+
+    For one model the loops' per-operation overhead costs more than they save and the
+    inner runs are short, so ``make_backend`` uses this class only for wide batches
+    (``WIDE_MIN_BATCH``, ``WIDE_MIN_MODELS``; benchmarks/README.md).
+    """
+
+    def __init__(self, W, X, y, cfg, opt):
+        if X.ndim != 3 or opt[1] != "gd":
+            raise ValueError("ClosedFormWide needs a shared X (N, n, D) and optimizer 'gd'")
+        self.kind, self.sc = cfg["kind"], cfg["scale"]
+        self.normalize, self.pool, self.trained = cfg["normalize"], cfg["pool"], cfg["trained"]
+        N, n, D = X.shape
+        M, H = W["W_Q"].shape[:2]
+        self.N, self.n, self.M, self.H = N, n, M, H
+        self.Xr = X.transpose(0, 1).reshape(n * N, D)  # tokens as rows ordered (k, i)
+        self.gram = self.Xr @ self.Xr.T  # (nN, nN)
+        self.W0 = {k: W[k].detach().clone() for k in _PROJ}  # (M, H, D, e)
+        # P[nm] (n, N, e, H, M) = X W, kept current by the token-space updates
+        self.P = {k: self._project(self.W0[k]) for k in _PROJ}
+        self.acc = {k: torch.zeros_like(self.P[k]) for k in self.trained}
+        self.y = y.t().contiguous() if self.pool else y.permute(2, 1, 0).contiguous()
+        self.lr = opt[0]  # (M,)
+        like = self.P["W_Q"]
+        self.L, self.tmp, self.A = (like.new_empty((n, n, N, H, M)) for _ in range(3))
+        self.g = {k: torch.empty_like(self.P[k]) for k in self.trained}
+        Q, K = self.P["W_Q"], self.P["W_K"]
+        if self.kind == "softmax":  # logits = Q . Ks with pre-scaled keys
+            self.Ks = K * self.sc if "W_K" not in self.trained else torch.empty_like(K)
+            K = self.Ks
+        self.K = K
+        d = Q.shape[2]
+        self.q_k = [Q[:, :, a].unsqueeze(1) for a in range(d)]  # (n_k, 1, N, H, M)
+        self.k_j = [K[:, :, a].unsqueeze(0) for a in range(d)]  # (1, n_j, N, H, M)
+        self.A_j = [self.A[:, j].unsqueeze(2) for j in range(n)]  # (n_k, N, 1, H, M)
+        self.A_k = [self.A[k].unsqueeze(2) for k in range(n)]  # (n_j, N, 1, H, M)
+        self.K_j = [K[j].unsqueeze(0) for j in range(n)]  # (1, N, d, H, M)
+        self.Q_k = [Q[k].unsqueeze(0) for k in range(n)]  # (1, N, d, H, M)
+
+    def _project(self, W):
+        """W (M, H, D, e) -> X W in the layout (n, N, e, H, M)."""
+        M, H, D, e = W.shape
+        Wl = W.permute(2, 3, 1, 0).reshape(D, e * H * M)
+        return (self.Xr @ Wl).view(self.n, self.N, e, H, M)
+
+    def _logits(self):
+        """L[k, j] = <q_k, k_j> (softmax, K pre-scaled) or -sc/2 ||q_k - k_j||^2."""
+        L = self.L
+        if self.kind == "softmax":
+            torch.mul(self.q_k[0], self.k_j[0], out=L)
+            for q, k in zip(self.q_k[1:], self.k_j[1:], strict=True):
+                L.addcmul_(q, k)
+            return L
+        diff = self.tmp
+        L.zero_()
+        for q, k in zip(self.q_k, self.k_j, strict=True):
+            # differences first: no cancellation as in |q|^2 + |k|^2 - 2 q.k
+            torch.sub(q, k, out=diff)
+            L.addcmul_(diff, diff)
+        return L.mul_(-0.5 * self.sc)
+
+    @torch.no_grad()
+    def evaluate(self):
+        if self.kind == "softmax" and "W_K" in self.trained:
+            torch.mul(self.P["W_K"], self.sc, out=self.Ks)
+        Q, K, u = self.P["W_Q"], self.K, self.P["W_V"][:, :, 0]  # u (n_j, N, H, M)
+        S = self._logits()
+        if self.kind == "softmax" or self.normalize:  # row softmax over dim 1, in place
+            S.sub_(S.amax(1, keepdim=True)).exp_()
+            S.div_(S.sum(1, keepdim=True))
+        else:
+            S.exp_()
+        ub = u.unsqueeze(0)  # (1, n_j, N, H, M)
+        Zh = torch.mul(S, ub, out=self.tmp).sum(1)  # (n_k, N, H, M)
+        out = Zh.sum(2)  # (n, N, M)
+        if self.pool:
+            r = out.mean(0) - self.y  # (N, M)
+            f = 0.5 * r.square().sum(0)
+            rho = (r * (self.lr / self.n)).expand_as(out)
+        else:
+            r = out - self.y
+            f = 0.5 * r.square().sum((0, 1))
+            rho = r * self.lr
+        rho = rho.unsqueeze(2).unsqueeze(1)  # (n_k, 1, N, 1, M); carries eta
+        grads = []
+        if "W_Q" in self.trained or "W_K" in self.trained:
+            A = self.A
+            if self.kind == "softmax" or self.normalize:
+                torch.sub(ub, Zh.unsqueeze(1), out=A).mul_(S)
+            else:
+                torch.mul(S, ub, out=A)
+            A.mul_(rho)
+            if "W_Q" in self.trained:  # gQ[k] = sum_j A[k, j] k_j
+                gQ = torch.mul(self.A_j[0], self.K_j[0], out=self.g["W_Q"])
+                for a, k in zip(self.A_j[1:], self.K_j[1:], strict=True):
+                    gQ.addcmul_(a, k)
+                if self.kind == "gaussian":
+                    gQ.sub_(A.sum(1).unsqueeze(2) * Q).mul_(self.sc)
+                grads.append(gQ)
+            if "W_K" in self.trained:  # gK[j] = sum_k A[k, j] q_k
+                gK = torch.mul(self.A_k[0], self.Q_k[0], out=self.g["W_K"])
+                for a, q in zip(self.A_k[1:], self.Q_k[1:], strict=True):
+                    gK.addcmul_(a, q)
+                if self.kind == "gaussian":
+                    gK.sub_(A.sum(0).unsqueeze(2) * K)
+                grads.append(gK.mul_(self.sc))
+        if "W_V" in self.trained:
+            gV = self.g["W_V"]
+            torch.sum(torch.mul(S, rho, out=self.tmp), 0, out=gV.squeeze(2))
+            grads.append(gV)
+        self.tok_grads, self.gram_grads = grads, None
+        return f, S.permute(4, 3, 2, 0, 1)
+
+    def _flat(self, g):
+        return g.view(self.n * self.N, -1)  # (nN, e H M)
+
+    @torch.no_grad()
+    def grad_norm2(self):
+        # ||X^T G||^2 = <G, X X^T G>; keep X X^T G for the update; steps -> gradients
+        self.gram_grads = [(self.gram @ self._flat(g)).view(g.shape) for g in self.tok_grads]
+        g2 = sum((g * gg).sum((0, 1, 2, 3)) for g, gg in
+                 zip(self.tok_grads, self.gram_grads, strict=True))
+        return g2 / self.lr.square()
+
+    @torch.no_grad()
+    def update(self, step):
+        for i, nm in enumerate(self.trained):  # tok_grads are already eta G
+            g, P = self.tok_grads[i], self.P[nm]
+            self.acc[nm].add_(g)
+            if self.gram_grads is not None:
+                P.sub_(self.gram_grads[i])
+            else:
+                self._flat(P).addmm_(self.gram, self._flat(g), alpha=-1)
+
+    def export(self):
+        out = {}
+        for nm in _PROJ:
+            W = self.W0[nm]
+            if nm in self.trained:  # W = W_0 - X^T sum_t eta G_t
+                acc = self.acc[nm]
+                dW = (self.Xr.T @ self._flat(acc)).view(-1, *acc.shape[2:])  # (D, e, H, M)
+                W = W - dW.permute(3, 2, 0, 1)
+            out[nm] = W.contiguous()
+        return out
+
+
 class ByKernel:
     """A mixed-kernel batch as two closed-form backends, one per kernel (models are
     independent, so grouping changes nothing but speed); results in the original order."""
@@ -380,7 +549,8 @@ class ByKernel:
         return {k: self._cat([o[k] for o in outs]) for k in outs[0]}
 
 
-BACKENDS = {"autograd": Autograd, "closed": ClosedForm, "closed_small": ClosedFormSmall}
+BACKENDS = {"autograd": Autograd, "closed": ClosedForm, "closed_small": ClosedFormSmall,
+            "closed_wide": ClosedFormWide}
 
 
 def make_backend(W, X, y, cfg, opt, force=None):
@@ -396,5 +566,10 @@ def make_backend(W, X, y, cfg, opt, force=None):
     if force is None:
         M, H, _, d = W["W_Q"].shape
         N, n = X.shape[-3], X.shape[-2]
-        force = "closed_small" if M * H * d * n * n * N <= SMALL_MAX_NUMEL else "closed"
+        if M * H * d * n * n * N > SMALL_MAX_NUMEL:
+            force = "closed"
+        else:
+            wide = (M * H * N >= WIDE_MIN_BATCH and M >= WIDE_MIN_MODELS and X.ndim == 3
+                    and opt[1] == "gd")
+            force = "closed_wide" if wide else "closed_small"
     return BACKENDS[force](W, X, y, cfg, opt)
