@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,12 +12,18 @@ from attnlab.experiments import (
     RUNNERS,
     Attention,
     ModelConfig,
+    Result,
     build_model,
+    first_step,
     get_config,
     load_result,
     readout_attention,
+    relapse_share,
+    stored_result,
 )
 from attnlab.experiments.run import main as cli_main
+
+STORED = Path(__file__).resolve().parents[1] / "src" / "attnlab" / "experiments" / "stored"
 
 
 @pytest.fixture(autouse=True)
@@ -153,3 +161,58 @@ def test_cli_runs_and_saves(tmp_path, capsys):
     assert (tmp_path / "student_teacher.npz").is_file()
     with pytest.raises(FileNotFoundError):
         load_result(tmp_path / "missing.npz")
+
+
+def test_first_step_per_seed_and_never():
+    res = Result("x", {"step": np.array([0.0, 10, 20, 30]),
+                       "v/acc": np.array([[0.1, 0.5, 0.95, 0.2],
+                                          [0.0, 0.1, 0.2, np.nan]])})
+    out = first_step(res, "v/acc", 0.9)
+    assert out[0] == 20 and np.isnan(out[1])
+    np.testing.assert_array_equal(first_step(res, "v/acc", 0.5), [10, np.nan])
+    np.testing.assert_array_equal(first_step(res, "v/acc", 0.0), [0, 0])
+    with pytest.raises(ValueError, match="log points"):
+        first_step(Result("x", {"step": np.arange(3.0), "v/acc": np.zeros((1, 4))}),
+                   "v/acc", 0.5)
+
+
+def test_modular_cpu_preset_only_for_modular():
+    cfg = get_config("modular", "cpu")
+    assert cfg.p == 47 and cfg.steps == 10_000 and cfg.depths == (1, 2)
+    assert cfg.kernels == ("softmax", "convex") and len(cfg.seeds) >= 2
+    assert cfg.steps % cfg.eval_every == 0
+    with pytest.raises(ValueError, match="not defined for 'imdb'"):
+        get_config("imdb", "cpu")
+    with pytest.raises(ValueError, match="not defined"):  # the CLI offers "cpu" for all
+        cli_main(["imdb", "--config", "cpu", "--no-progress", "--device", "cpu"])
+
+
+def test_committed_modular_result_matches_cpu_preset():
+    """The shipped file stored/cpu/modular.npz was made by the "cpu" preset; changing the
+    preset without rerunning it fails here. stored_result finds it through the package."""
+    res = stored_result("modular", "cpu")
+    again = load_result(STORED / "cpu" / "modular.npz")
+    np.testing.assert_array_equal(res["L1-softmax/test_acc"], again["L1-softmax/test_acc"])
+    cfg, saved = get_config("modular", "cpu"), res.meta["config"]
+    for name in ("p", "train_fraction", "steps", "eval_every", "lr", "weight_decay",
+                 "batch_size"):
+        assert saved[name] == getattr(cfg, name), name
+    assert tuple(saved["seeds"]) == cfg.seeds and tuple(saved["depths"]) == cfg.depths
+    for name in ("D", "hidden", "heads", "head_dim", "dropout", "pooling"):
+        assert saved["model"][name] == getattr(cfg.model, name), name
+    T = cfg.steps // cfg.eval_every + 1
+    for v in res.meta["variants"]:
+        assert res[f"{v}/test_acc"].shape == (len(cfg.seeds), T)
+    assert (STORED / "cpu" / "modular.npz").stat().st_size < 1_000_000
+    with pytest.raises(ValueError, match="no stored result.*stored: \\['cpu/modular'\\]"):
+        stored_result("imdb", "cpu")
+
+
+def test_relapse_share():
+    res = Result("x", {"step": np.arange(6.0),
+                       "v/acc": np.array([[0.0, 0.95, 0.5, 0.95, 0.95, 0.4],
+                                          [0.0, 0.1, 0.92, 0.93, 0.94, 0.95],
+                                          [0.0] * 6])})
+    out = relapse_share(res, "v/acc", 0.9)
+    np.testing.assert_allclose(out[:2], [2 / 5, 0.0])
+    assert np.isnan(out[2])

@@ -12,28 +12,43 @@ from .config import (
     ModularConfig,
     PathfinderConfig,
     StudentTeacherConfig,
+    SynthSentConfig,
     TextConfig,
     get_config,
 )
 from .convex_tasks import frozen_features, readout_attention, run_modular, run_student_teacher
 from .models import Attention, TransformerClassifier, build_model
 from .real_tasks import (
+    bag_of_words_baselines,
     filter_normalized_direction,
     imdb_data,
     pathfinder_data,
     run_imdb,
     run_landscape,
     run_pathfinder,
+    run_synthsent,
+    synthsent_data,
 )
-from .results import Result, load_result, plot_curves, summary
+from .results import (
+    Result,
+    first_step,
+    load_result,
+    plot_curves,
+    relapse_share,
+    stored_result,
+    summary,
+)
 
-RUNNERS = {"imdb": run_imdb, "pathfinder": run_pathfinder, "landscape": run_landscape,
-           "modular": run_modular, "student_teacher": run_student_teacher}
+RUNNERS = {"imdb": run_imdb, "synthsent": run_synthsent, "pathfinder": run_pathfinder,
+           "landscape": run_landscape, "modular": run_modular,
+           "student_teacher": run_student_teacher}
 
 __all__ = [
-    "EXPERIMENTS", "RUNNERS", "Attention", "LandscapeConfig", "ModelConfig", "ModularConfig",
-    "PathfinderConfig", "Result", "StudentTeacherConfig", "TextConfig", "TransformerClassifier",
-    "build_model", "filter_normalized_direction", "frozen_features", "get_config", "imdb_data",
-    "load_result", "pathfinder_data", "plot_curves", "readout_attention", "run_imdb",
-    "run_landscape", "run_modular", "run_pathfinder", "run_student_teacher", "summary",
+    "Attention", "bag_of_words_baselines", "build_model", "EXPERIMENTS",
+    "filter_normalized_direction", "first_step", "frozen_features", "get_config", "imdb_data",
+    "LandscapeConfig", "load_result", "ModelConfig", "ModularConfig", "pathfinder_data",
+    "PathfinderConfig", "plot_curves", "readout_attention", "relapse_share", "Result", "run_imdb",
+    "run_landscape", "run_modular", "run_pathfinder", "run_student_teacher", "run_synthsent",
+    "RUNNERS", "stored_result", "StudentTeacherConfig", "summary", "synthsent_data",
+    "SynthSentConfig", "TextConfig", "TransformerClassifier",
 ]

@@ -66,7 +66,8 @@ def run_modular(config: ModularConfig, *, device: str = "auto", seeds=None,
             f"equations (train fraction {cfg.train_fraction}, split seed 0)")
     meta = {"config": config_dict(cfg), "device": str(dev), "seeds": list(seeds),
             "variants": variants, "note": note, "stop": stops,
-            "seconds": time.perf_counter() - t0, "chance": 1.0 / cfg.p}
+            "seconds": time.perf_counter() - t0, "chance": 1.0 / cfg.p,
+            "threads": torch.get_num_threads()}
     res = Result("modular", arrays, meta)
     if out is not None:
         res.save(f"{out}/modular.npz")

@@ -131,7 +131,7 @@ class TransformerClassifier(nn.Module):
             self.embed: nn.Module = nn.Linear(patch_dim, cfg.D)
         else:
             self.embed = nn.Embedding(check_int("vocab", vocab, min=1), cfg.D)
-        self.pos = nn.Parameter(0.02 * torch.randn(n_tokens, cfg.D))
+        self.pos = nn.Parameter(cfg.pos_std * torch.randn(n_tokens, cfg.D))
         self.blocks = nn.ModuleList(Block(cfg, k, n_tokens) for k in kernels)
         self.norm = nn.LayerNorm(cfg.D)
         self.head = nn.Sequential(nn.Linear(cfg.D, cfg.hidden), nn.ReLU(),

@@ -1,5 +1,6 @@
 """IMDB and Pathfinder, Softmax vs Gaussian attention, and the two-stage landscape
-(the experiments of the GD-dynamics paper, ``shared/papers/gd-dynamics.md`` §4)."""
+(the experiments of the GD-dynamics paper, ``shared/papers/gd-dynamics.md`` §4), plus the
+same comparison on SynthSent, our synthetic negation-sentiment task (not the paper's)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,24 @@ import torch
 from torch import nn
 
 from .._validate import check_int
-from ..data import encode_bytes, generate_pathfinder, load_imdb, pathfinder_tokens
+from ..data import (
+    encode_bytes,
+    generate_pathfinder,
+    load_imdb,
+    pathfinder_tokens,
+    synthsent,
+    synthsent_vocab,
+)
 from ..device import get_device
 from ..landscape import rescale_filters
-from .config import LandscapeConfig, PathfinderConfig, TextConfig, config_dict
+from .config import LandscapeConfig, PathfinderConfig, SynthSentConfig, TextConfig, config_dict
 from .models import TransformerClassifier, build_model
 from .results import Result
 from .training import evaluate, train_classifier
 
-__all__ = ["imdb_data", "pathfinder_data", "run_imdb", "run_pathfinder", "run_landscape",
-           "filter_normalized_direction"]
+__all__ = ["imdb_data", "pathfinder_data", "synthsent_data", "bag_of_words_baselines",
+           "run_imdb", "run_synthsent",
+           "run_pathfinder", "run_landscape", "filter_normalized_direction"]
 
 
 def imdb_data(cfg: TextConfig, *, source: str = "offline"):
@@ -32,6 +41,20 @@ def imdb_data(cfg: TextConfig, *, source: str = "offline"):
     Xte, _ = encode_bytes(d.test_text, cfg.max_length, pad_to=cfg.pad_to)
     arrays = (Xtr, d.train_labels, Xte, d.test_labels)
     return tuple(torch.as_tensor(np.asarray(a), dtype=torch.long) for a in arrays), d.note
+
+
+def synthsent_data(cfg: SynthSentConfig):
+    """SynthSent tokens ``(N, length)`` int64 and labels for train and test (one draw with
+    seed 0, split in order), plus the data note."""
+    n = cfg.n_train + cfg.n_test
+    X, y = synthsent(n, cfg.length, k=cfg.k, n_words=cfg.n_words, n_filler=cfg.n_filler,
+                     seed=0)
+    X, y = torch.as_tensor(X), torch.as_tensor(y)
+    tr, te = slice(0, cfg.n_train), slice(cfg.n_train, n)
+    note = (f"SynthSent (synthetic, seed 0): {cfg.n_train} train / {cfg.n_test} test "
+            f"sequences of {cfg.length} tokens, k = {cfg.k} sentiment words, "
+            f"vocabulary {synthsent_vocab(n_words=cfg.n_words, n_filler=cfg.n_filler)['size']}")
+    return (X[tr], y[tr], X[te], y[te]), note
 
 
 def _patches(images: np.ndarray, k: int) -> np.ndarray:
@@ -57,9 +80,13 @@ def pathfinder_data(cfg: PathfinderConfig):
     return (X[tr], y[tr], X[te], y[te]), note, images[: min(n, 64)], labels[: min(n, 64)]
 
 
-def _model_for(cfg: TextConfig | PathfinderConfig, kernel: str, seed: int,
+def _model_for(cfg: TextConfig | PathfinderConfig | SynthSentConfig, kernel: str, seed: int,
                X: torch.Tensor) -> TransformerClassifier:
     text = isinstance(cfg, TextConfig)
+    if isinstance(cfg, SynthSentConfig):  # no padding: every token is a real token
+        vocab = synthsent_vocab(n_words=cfg.n_words, n_filler=cfg.n_filler)["size"]
+        return build_model(cfg.model, kernel, vocab=vocab, n_tokens=X.shape[1], classes=2,
+                           seed=seed)
     return build_model(cfg.model, kernel, vocab=257 if text else 256, n_tokens=X.shape[1],
                        classes=2, seed=seed, patch_dim=X.shape[2] if X.ndim == 3 else 0,
                        pad_mask=text)
@@ -115,6 +142,65 @@ def run_imdb(config: TextConfig, *, device: str = "auto", seeds=None, progress: 
     if out is not None:
         res.save(f"{out}/imdb.npz")
     return res
+
+
+def run_synthsent(config: SynthSentConfig, *, device: str = "auto", seeds=None,
+                  progress: bool = True, out=None) -> Result:
+    """SynthSent (our synthetic negation-sentiment task), one model per kernel and seed;
+    curves over epochs. Same arrays as :func:`run_imdb`; saved to ``out/synthsent.npz``."""
+    data, note = synthsent_data(config)
+    res = _compare("synthsent", config, data, note, device=device,
+                   seeds=_seeds(config, seeds), progress=progress)
+    if out is not None:
+        res.save(f"{out}/synthsent.npz")
+    return res
+
+
+def bag_of_words_baselines(X_train, y_train, X_test, y_test, vocab_size: int, *,
+                           l2: float = 1e-3) -> dict[str, float]:
+    """Test accuracy of two classifiers that see only the token counts (bag of words).
+
+    ``X_* (N, L)`` int token ids in ``[0, vocab_size)``, ``y_* (N,)`` labels 0/1.
+
+    - ``"logreg"``: L2-regularized logistic regression on standardized counts (L-BFGS);
+    - ``"table"``: a lookup table, which can represent *any* function of the counts: the
+      majority training label of each count vector, the overall majority for unseen ones;
+    - ``"distinct"``: the number of distinct count vectors in the training set.
+    """
+    vocab_size = check_int("vocab_size", vocab_size, min=1)
+    Xs = [torch.as_tensor(np.asarray(a), dtype=torch.long) for a in (X_train, X_test)]
+    ys = [torch.as_tensor(np.asarray(a), dtype=torch.long) for a in (y_train, y_test)]
+    for name, X, y in (("X_train", Xs[0], ys[0]), ("X_test", Xs[1], ys[1])):
+        if X.ndim != 2 or y.shape != X.shape[:1]:
+            raise ValueError(f"{name} must be (N, L) with labels (N,), got {tuple(X.shape)} "
+                             f"and {tuple(y.shape)}")
+        if X.numel() and (X.min() < 0 or X.max() >= vocab_size):
+            raise ValueError(f"{name}: token ids must lie in [0, vocab_size={vocab_size})")
+    C_tr, C_te = (nn.functional.one_hot(X, vocab_size).sum(1).double() for X in Xs)
+    mu, sd = C_tr.mean(0), C_tr.std(0).clamp_min(1e-6)
+    ones = [torch.ones(len(C), 1, dtype=torch.float64) for C in (C_tr, C_te)]
+    A_tr, A_te = (torch.cat([(C - mu) / sd, o], 1) for C, o in zip((C_tr, C_te), ones, strict=True))
+    w = torch.zeros(vocab_size + 1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.binary_cross_entropy_with_logits(A_tr @ w, ys[0].double())
+        loss = loss + l2 * w[:-1].square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        logreg = float(((A_te @ w > 0).long() == ys[1]).double().mean())
+    votes: dict[tuple, list[int]] = {}
+    for c, lab in zip(map(tuple, C_tr.long().tolist()), ys[0].tolist(), strict=True):
+        votes.setdefault(c, []).append(lab)
+    majority = int(ys[0].double().mean() > 0.5)
+    vote = {c: int(np.mean(v) > 0.5) for c, v in votes.items()}
+    pred = [vote.get(c, majority) for c in map(tuple, C_te.long().tolist())]
+    table = float(np.mean(np.array(pred) == ys[1].numpy()))
+    return {"logreg": logreg, "table": table, "distinct": len(votes)}
 
 
 def run_pathfinder(config: PathfinderConfig, *, device: str = "auto", seeds=None,

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Result", "load_result", "plot_curves", "summary"]
+__all__ = ["Result", "first_step", "load_result", "plot_curves", "relapse_share", "stored_result",
+           "summary"]
 
 _META = "__meta__"
 
@@ -72,6 +73,58 @@ def summary(result: Result, metric: str, variants: list[str] | None = None) -> d
         last = np.asarray(result.arrays[f"{v}/{metric}"])[:, -1]
         out[v] = f"{last.mean():.3f} ({last.min():.3f}-{last.max():.3f})"
     return out
+
+
+def first_step(result: Result, key: str, threshold: float, *,
+               x: str | None = None) -> np.ndarray:
+    """Per seed, the first logged step (or epoch) at which ``result[key]`` reaches
+    ``threshold`` (``>=``); NaN for a seed that never does.
+
+    ``key`` names an ``(S, T)`` curve such as ``"L1-softmax/test_acc"``; ``x`` the axis
+    (default ``"epoch"`` if present, else ``"step"``). The answer has the resolution of the
+    logging (e.g. every ``eval_every`` steps). Returns a float array ``(S,)``.
+    """
+    x = x or ("epoch" if "epoch" in result.arrays else "step")
+    xs = np.asarray(result.arrays[x], float)
+    ys = np.atleast_2d(np.asarray(result.arrays[key], float))
+    if ys.shape[-1] != xs.shape[0]:
+        raise ValueError(f"key {key!r} has {ys.shape[-1]} log points, the axis {x!r} "
+                         f"{xs.shape[0]}")
+    hit = ys >= threshold  # NaN compares False
+    first = np.argmax(hit, axis=1)
+    return np.where(hit.any(axis=1), xs[first], np.nan)
+
+
+def relapse_share(result: Result, key: str, threshold: float, *,
+                  x: str | None = None) -> np.ndarray:
+    """Per seed, the share of log points at or after :func:`first_step` at which
+    ``result[key]`` is below ``threshold`` again (0 = it stayed up); NaN for a seed that
+    never reaches it. Float array ``(S,)``."""
+    x = x or ("epoch" if "epoch" in result.arrays else "step")
+    xs = np.asarray(result.arrays[x], float)
+    ys = np.atleast_2d(np.asarray(result.arrays[key], float))
+    first = first_step(result, key, threshold, x=x)
+    return np.array([(row[xs >= t] < threshold).mean() if np.isfinite(t) else np.nan
+                     for row, t in zip(ys, first, strict=True)])
+
+
+def stored_result(experiment: str, preset: str) -> Result:
+    """A result shipped with the package (``attnlab/experiments/stored/<preset>/
+    <experiment>.npz``): runs too long for a page build, made once with
+    ``python -m attnlab.experiments.run <experiment> --config <preset> --out
+    src/attnlab/experiments/stored/<preset>/``. Works offline and in an installed package.
+    """
+    from importlib import resources
+
+    folder = resources.files("attnlab.experiments") / "stored"
+    f = folder / str(preset) / f"{experiment}.npz"
+    if not f.is_file():
+        have = sorted(f"{p.name}/{q.name[:-4]}" for p in folder.iterdir() if p.is_dir()
+                      for q in p.iterdir() if q.name.endswith(".npz"))
+        raise ValueError(f"no stored result for experiment {experiment!r} with preset "
+                         f"{preset!r}; stored: {have}")
+    with resources.as_file(f) as path:
+        return load_result(path)
 
 
 def plot_curves(result: Result, metric: str, *, ax=None, variants: list[str] | None = None,

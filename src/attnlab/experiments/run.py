@@ -1,11 +1,15 @@
-"""Command line: ``python -m attnlab.experiments.run <experiment> --config short|full``.
+"""Command line: ``python -m attnlab.experiments.run <experiment> --config short|full``
+(also ``test``, and ``cpu`` for ``modular``: a long single-thread CPU run).
 
 Examples::
 
     python -m attnlab.experiments.run imdb --config full --device cuda --out results/
     python -m attnlab.experiments.run modular --config short --out results/ --seeds 0 1
+    OMP_NUM_THREADS=1 python -m attnlab.experiments.run modular --config cpu --device cpu \
+        --out src/attnlab/experiments/stored/cpu/   # the result the book ships
 
-Writes ``<out>/<experiment>.npz`` (read it back with ``attnlab.experiments.load_result``).
+Writes ``<out>/<experiment>.npz`` (read it back with ``attnlab.experiments.load_result``;
+results shipped with the package with ``stored_result``).
 """
 
 from __future__ import annotations
