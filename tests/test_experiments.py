@@ -15,8 +15,10 @@ from attnlab.experiments import (
     Result,
     build_model,
     first_step,
+    frozen_features,
     get_config,
     load_result,
+    pretrained_classifier,
     readout_attention,
     relapse_share,
     stored_result,
@@ -26,12 +28,7 @@ from attnlab.experiments.run import main as cli_main
 STORED = Path(__file__).resolve().parents[1] / "src" / "attnlab" / "experiments" / "stored"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _final(res, variant, metric):
@@ -66,14 +63,64 @@ def test_modular_test_config_fits_training_set():
         assert _final(res, v, "train_acc") > 5 * chance
 
 
-def test_student_teacher_test_config():
-    res = RUNNERS["student_teacher"](get_config("student_teacher", "test"), progress=False)
+@pytest.mark.parametrize("features", ["trained", "random"])
+def test_student_teacher_test_config(features):
+    cfg = get_config("student_teacher", "test", features=features)
+    res = RUNNERS["student_teacher"](cfg, progress=False)
     # relative error 1 = predicting the mean: all three students must beat it on train
     for k in ("gd/train_err", "convex/train_err", "heads/train_err"):
         assert float(np.ravel(res[k])[-1]) < 0.9
     # nonconvex heads cannot beat the convex optimum of the same objective
     assert res["heads/objective"].min() >= res["convex/primal"][0] * (1 - 1e-6)
     assert np.allclose(res["teacher/attn"].sum(-1), 1.0)
+    S = len(cfg.seeds)
+    assert res["teacher/attn"].shape == res["gd/attn"].shape == (S, cfg.heads, cfg.n)
+    assert res["convex/token_norm"].shape == (S, cfg.n)
+    assert res.meta["features"] == features
+    if features == "trained":
+        assert res.meta["pretrain_acc"] > 0.75  # SynthSent is balanced: chance is 0.5
+    else:
+        assert res.meta["pretrain_acc"] is None
+
+
+def test_frozen_features_trained():
+    cfg = get_config("student_teacher", "test")
+    model, acc = pretrained_classifier(cfg)
+    assert not any(p.requires_grad for p in model.parameters())
+    X = frozen_features(cfg, 20, seed=0, model=model, N_test=10)
+    assert X.shape == (30, cfg.n, cfg.D) and X.dtype == torch.float64
+    # LayerNorm output (before its affine map each token has mean 0): not all tokens equal
+    assert torch.isfinite(X).all() and X.std(1).mean() > 0.1
+
+
+@pytest.mark.parametrize("pad_mask", [False, True])
+def test_attention_input_is_what_the_attention_receives(pad_mask):
+    cfg = ModelConfig(D=8, hidden=16, heads=2, head_dim=4, layers=3, dropout=0.0, pos_std=1.0)
+    model = build_model(cfg, "softmax", vocab=7, n_tokens=5, classes=2, seed=0,
+                        pad_mask=pad_mask).eval()
+    x = torch.randint(0, 7, (4, 5), generator=torch.Generator().manual_seed(0))
+    seen = {}
+    hooks = [b.attn.register_forward_hook(
+        lambda mod, args, out, i=i: seen.__setitem__(i, args[0].detach()))
+        for i, b in enumerate(model.blocks)]
+    with torch.no_grad():
+        model(x)
+        for i in range(3):
+            assert torch.allclose(model.attention_input(x, i), seen[i], atol=1e-6)
+        assert torch.allclose(model.attention_input(x, -1), seen[2], atol=1e-6)
+        assert not torch.allclose(seen[1], seen[2])
+    for h in hooks:
+        h.remove()
+    with pytest.raises(ValueError, match="layer"):
+        model.attention_input(x, 3)
+
+
+def test_student_teacher_config_validation():
+    with pytest.raises(ValueError, match="features"):
+        get_config("student_teacher", "test", features="bert")
+    with pytest.raises(ValueError, match="n must be"):  # SynthSent needs n >= 4 k
+        get_config("student_teacher", "test", k=3)
+    assert get_config("student_teacher", "test", k=3, features="random").n == 6
 
 
 def test_landscape_test_config(tmp_path):

@@ -19,13 +19,7 @@ from attnlab.experiments import (
 )
 from attnlab.experiments.run import main as cli_main
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _label_by_hand(row, vocab) -> int:

@@ -16,7 +16,13 @@ from .config import (
     TextConfig,
     get_config,
 )
-from .convex_tasks import frozen_features, readout_attention, run_modular, run_student_teacher
+from .convex_tasks import (
+    frozen_features,
+    pretrained_classifier,
+    readout_attention,
+    run_modular,
+    run_student_teacher,
+)
 from .models import Attention, TransformerClassifier, build_model
 from .real_tasks import (
     bag_of_words_baselines,
@@ -47,7 +53,8 @@ __all__ = [
     "Attention", "bag_of_words_baselines", "build_model", "EXPERIMENTS",
     "filter_normalized_direction", "first_step", "frozen_features", "get_config", "imdb_data",
     "LandscapeConfig", "load_result", "ModelConfig", "ModularConfig", "pathfinder_data",
-    "PathfinderConfig", "plot_curves", "readout_attention", "relapse_share", "Result", "run_imdb",
+    "PathfinderConfig", "plot_curves", "pretrained_classifier", "readout_attention",
+    "relapse_share", "Result", "run_imdb",
     "run_landscape", "run_modular", "run_pathfinder", "run_student_teacher", "run_synthsent",
     "RUNNERS", "stored_result", "StudentTeacherConfig", "summary", "synthsent_data",
     "SynthSentConfig", "TextConfig", "TransformerClassifier",

@@ -221,13 +221,21 @@ class ModularConfig:
 
 @dataclass(frozen=True)
 class StudentTeacherConfig:
-    """Frozen random first layer -> features ``X (N, n, D)``; a random softmax readout
+    """Frozen earlier layers -> features ``X (N, n, D)``; a random softmax readout
     attention layer (``heads`` heads) is the teacher; students: the same layer trained by
-    Adam, the convex program (token group lasso, ``beta``), and its nonconvex heads."""
+    Adam, the convex program (token group lasso, ``beta``), and its nonconvex heads.
+
+    ``features``: ``"trained"`` (default): ``X`` is the input of the last attention layer of
+    a 2-layer softmax classifier (``D``, ``heads``, ``head_dim``) trained on SynthSent
+    (``pretrain_n`` sequences of ``n`` tokens with ``k`` sentiment words, ``pretrain_epochs``
+    epochs of Adam at ``pretrain_lr``), then frozen; the inputs are SynthSent sequences of
+    ``n`` tokens (``n >= 4 k``). ``"random"``: random tokens (``vocab``) through a randomly
+    initialized, frozen embedding + one softmax block (the earlier setup).
+    """
 
     N_train: int = 512
     N_test: int = 512
-    n: int = 8
+    n: int = 12
     vocab: int = 16
     D: int = 16
     heads: int = 2
@@ -240,11 +248,24 @@ class StudentTeacherConfig:
     convex_heads: int = 4
     heads_steps: int = 1000
     seeds: tuple[int, ...] = (0, 1, 2)
+    features: str = "trained"
+    k: int = 3
+    pretrain_n: int = 6000
+    pretrain_epochs: int = 16
+    pretrain_lr: float = 3e-3
 
     def __post_init__(self) -> None:
         for name in ("N_train", "N_test", "n", "vocab", "D", "heads", "head_dim", "gd_steps",
-                     "convex_heads", "heads_steps"):
+                     "convex_heads", "heads_steps", "k", "pretrain_n", "pretrain_epochs"):
             check_int(name, getattr(self, name), min=1)
+        check_choice("features", self.features, ("trained", "random"))
+        check_real("pretrain_lr", self.pretrain_lr, min=0.0, strict_min=True)
+        if self.features == "trained":
+            if self.k % 2 == 0:
+                raise ValueError(f"k must be odd, got {self.k}")
+            if self.n < 4 * self.k:
+                raise ValueError(f"n must be >= 4 k = {4 * self.k} (SynthSent) with "
+                                 f"features='trained', got {self.n}")
         check_real("teacher_scale", self.teacher_scale, min=0.0)
         check_real("noise", self.noise, min=0.0)
         check_real("beta", self.beta, min=0.0, strict_min=True)
@@ -293,11 +314,14 @@ def _presets() -> dict[str, dict[str, Any]]:
                       steps=10_000, eval_every=100, lr=1e-3, seeds=(0, 1))
     mod_test = replace(mod_short, p=11, steps=150, eval_every=15, depths=(1,), seeds=(0,),
                        model=replace(mod_short.model, D=16, hidden=32, head_dim=8))
-    st_short = StudentTeacherConfig(gd_steps=1000, heads_steps=1000)
+    # student-teacher: SynthSent features need n >= 4 k
+    st_short = StudentTeacherConfig(n=12, k=3, gd_steps=1000, heads_steps=1000)  # ~15 s
     st_full = StudentTeacherConfig(N_train=4096, N_test=4096, n=16, D=32, heads=2,
-                                   head_dim=16, gd_steps=20_000, heads_steps=20_000)
-    st_test = StudentTeacherConfig(N_train=128, N_test=128, n=6, D=8, head_dim=4,
-                                   gd_steps=300, heads_steps=300, seeds=(0,))
+                                   head_dim=16, gd_steps=20_000, heads_steps=20_000,
+                                   pretrain_n=20_000, pretrain_epochs=20, pretrain_lr=1e-3)
+    st_test = StudentTeacherConfig(N_train=128, N_test=128, n=6, k=1, D=8, head_dim=4,
+                                   gd_steps=300, heads_steps=300, pretrain_n=1000,
+                                   pretrain_epochs=20, pretrain_lr=1e-2, seeds=(0,))
     return {
         "imdb": {"full": text_full, "short": text_short, "test": text_test},
         "synthsent": {"full": ss_full, "short": ss_short, "test": ss_test},

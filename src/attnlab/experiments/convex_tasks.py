@@ -1,5 +1,11 @@
 """Convex attention in practice (the convexifying paper's §4, ``shared/papers/
-convex-attention.md``): a small student-teacher setting and modular division."""
+convex-attention.md``): a small student-teacher setting and modular division.
+
+Student-teacher: the paper's frozen pretrained BERT layers are stood in for by the
+embedding and first block of a 2-layer softmax classifier trained on SynthSent
+(:func:`pretrained_classifier`), frozen; the last layer's attention input is the data
+(:func:`frozen_features`). ``StudentTeacherConfig(features="random")`` keeps the earlier
+setup (a randomly initialized frozen layer on random tokens)."""
 
 from __future__ import annotations
 
@@ -11,15 +17,21 @@ import torch
 
 from .. import convex
 from .._validate import check_int
-from ..data import modular_division
+from ..data import modular_division, synthsent, synthsent_vocab
 from ..device import get_device
 from ..kernels import _softmax_t
-from .config import ModularConfig, StudentTeacherConfig, config_dict
-from .models import build_model
+from .config import ModelConfig, ModularConfig, StudentTeacherConfig, config_dict
+from .models import TransformerClassifier, build_model
 from .results import Result
 from .training import train_classifier
 
-__all__ = ["run_modular", "run_student_teacher", "readout_attention", "frozen_features"]
+__all__ = ["run_modular", "run_student_teacher", "readout_attention", "frozen_features",
+           "pretrained_classifier"]
+
+# SynthSent vocabulary of the pretrained features (as in the synthsent "short" preset);
+# seeds of its training / held-out sequences and of the student-teacher sequences
+SS_WORDS, SS_FILLER = 2, 4
+_PRE_TRAIN_SEED, _PRE_TEST_SEED, _PRE_TEST_N = 0, 1, 1000
 
 
 def _seeds(cfg, seeds) -> tuple[int, ...]:
@@ -91,11 +103,73 @@ def readout_attention(X: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor,
     return (s * vals).sum((0, 2)), s
 
 
-def frozen_features(cfg: StudentTeacherConfig, N: int, seed: int) -> torch.Tensor:
-    """Random token sequences through a frozen, randomly initialized embedding + one
-    softmax transformer block (+ LayerNorm): ``X (N, n, D)`` float64."""
-    from .config import ModelConfig
+def pretrained_classifier(cfg: StudentTeacherConfig, *, seed: int = 0,
+                          ) -> tuple[TransformerClassifier, float]:
+    """The frozen "pretrained" network of the student-teacher setting.
 
+    A 2-layer softmax classifier (``cfg.D``, ``cfg.heads`` x ``cfg.head_dim``, FFN width
+    ``2 D``, ``pos_std = 1``, no dropout) trained by Adam (``cfg.pretrain_lr``, batches of
+    64, ``cfg.pretrain_epochs`` epochs) on ``cfg.pretrain_n`` SynthSent sequences of
+    ``cfg.n`` tokens with ``cfg.k`` sentiment words (vocabulary ``SS_WORDS``, ``SS_FILLER``;
+    data seed 0), then put in eval mode with every parameter frozen.
+
+    Returns the model and its accuracy on ``1000`` held-out SynthSent sequences (seed 1).
+    """
+    kw = dict(k=cfg.k, n_words=SS_WORDS, n_filler=SS_FILLER)
+    vocab = synthsent_vocab(n_words=SS_WORDS, n_filler=SS_FILLER)["size"]
+    tr = synthsent(cfg.pretrain_n, cfg.n, seed=_PRE_TRAIN_SEED, **kw)
+    te = synthsent(_PRE_TEST_N, cfg.n, seed=_PRE_TEST_SEED, **kw)
+    data = tuple(torch.as_tensor(a, dtype=torch.long) for a in (*tr, *te))
+    mcfg = ModelConfig(D=cfg.D, hidden=2 * cfg.D, heads=cfg.heads, head_dim=cfg.head_dim,
+                       layers=2, dropout=0.0, pos_std=1.0)
+    model = build_model(mcfg, "softmax", vocab=vocab, n_tokens=cfg.n, classes=2, seed=seed)
+    bs = 64
+    steps = cfg.pretrain_epochs * math.ceil(cfg.pretrain_n / bs)
+    curves = train_classifier(model, data, optimizer="adam", lr=cfg.pretrain_lr, steps=steps,
+                              log_every=steps, batch_size=bs, seed=seed)
+    model.eval().requires_grad_(False)
+    return model, float(curves.test_acc[-1])
+
+
+def _synthsent_tokens(cfg: StudentTeacherConfig, N: int, seed: int,
+                      exclude: np.ndarray | None = None) -> np.ndarray:
+    """``N`` SynthSent sequences ``(N, n)``, none of them a row of ``exclude``."""
+    kw = dict(k=cfg.k, n_words=SS_WORDS, n_filler=SS_FILLER)
+    tokens = synthsent(2 * N if exclude is not None else N, cfg.n, seed=seed, **kw)[0]
+    if exclude is not None:
+        seen = {r.tobytes() for r in exclude}
+        tokens = tokens[[r.tobytes() not in seen for r in tokens]]
+        if len(tokens) < N:
+            raise ValueError(f"only {len(tokens)} of the {N} test sequences differ from the "
+                             f"training ones; use a longer n or fewer sequences")
+    return tokens[:N]
+
+
+def frozen_features(cfg: StudentTeacherConfig, N: int, seed: int, *,
+                    model: TransformerClassifier | None = None,
+                    N_test: int = 0) -> torch.Tensor:
+    """Inputs ``X (N + N_test, n, D)`` float64 of the last attention layer.
+
+    ``cfg.features == "trained"``: SynthSent sequences through ``model`` (default:
+    :func:`pretrained_classifier` ``(cfg)``), read at the input of its last attention
+    layer (:meth:`~attnlab.experiments.models.TransformerClassifier.attention_input`).
+    The first ``N`` sequences use data seed ``1000 + 2 seed``, the last ``N_test`` seed
+    ``1001 + 2 seed``, with any sequence that also occurs among the first ``N`` dropped.
+
+    ``cfg.features == "random"``: random token sequences (``cfg.vocab``, seed ``seed``)
+    through a frozen, randomly initialized embedding + one softmax transformer block
+    (+ LayerNorm); ``model`` is ignored.
+    """
+    if cfg.features == "trained":
+        if model is None:
+            model = pretrained_classifier(cfg)[0]
+        tokens = _synthsent_tokens(cfg, N, 1000 + 2 * seed)
+        if N_test:
+            test = _synthsent_tokens(cfg, N_test, 1001 + 2 * seed, exclude=tokens)
+            tokens = np.concatenate([tokens, test])
+        with torch.no_grad():
+            return model.attention_input(torch.as_tensor(tokens), -1).double()
+    N = N + N_test
     g = np.random.default_rng(seed)
     tokens = torch.as_tensor(g.integers(0, cfg.vocab, size=(N, cfg.n)))
     mcfg = ModelConfig(D=cfg.D, hidden=2 * cfg.D, heads=cfg.heads, head_dim=cfg.head_dim,
@@ -152,7 +226,9 @@ def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", se
                         progress: bool = True, out=None) -> Result:
     """Student-teacher with frozen inputs to the last attention layer.
 
-    Per seed: features ``X`` from a frozen random first layer (:func:`frozen_features`),
+    Per seed: features ``X`` from the frozen earlier layers (:func:`frozen_features`; with
+    ``features="trained"`` one SynthSent classifier, :func:`pretrained_classifier`, is
+    trained once per run and frozen; train and test sequences are disjoint),
     targets from a random softmax readout teacher (:func:`readout_attention`, scaled to
     unit variance), then three students of the last layer on the same ``X``:
     ``gd`` (the standard layer, Adam), ``convex`` (:func:`attnlab.convex.fit`,
@@ -164,6 +240,9 @@ def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", se
     ``heads/...`` ``(S,)``; ``heads/objective (S, T2)``, ``convex/primal (S,)``; maps:
     ``teacher/attn, gd/attn (S, H, n)`` (mean attention row of token 0 over the test
     set), ``convex/token_norm (S, n)`` (``||z_k||``), ``heads/w (S, h, n)``.
+
+    Meta: ``features`` and ``pretrain_acc`` (the pretrained classifier's held-out SynthSent
+    accuracy; ``None`` with ``features="random"``).
     """
     cfg = config
     dev = get_device(device)
@@ -175,8 +254,10 @@ def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", se
     t0 = time.perf_counter()
     from tqdm.auto import tqdm
 
+    model, pre_acc = (pretrained_classifier(cfg) if cfg.features == "trained"
+                      else (None, None))
     for s in tqdm(seeds, disable=not progress, desc="student-teacher"):
-        X = frozen_features(cfg, cfg.N_train + cfg.N_test, seed=s)
+        X = frozen_features(cfg, cfg.N_train, seed=s, model=model, N_test=cfg.N_test)
         W = _teacher(cfg, s)
         y, attn = readout_attention(X, *W)
         y = y / y.std()
@@ -206,9 +287,12 @@ def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", se
     T2 = min(len(o) for o in acc["heads/objective"])
     acc["heads/objective"] = [o[:T2] for o in acc["heads/objective"]]
     arrays = {k: np.array(v) for k, v in acc.items()} | {"step": steps.astype(float)}
+    first = ("frozen random first layer" if model is None else
+             f"frozen first block of a SynthSent classifier (test accuracy {pre_acc:.3f})")
     meta = {"config": config_dict(cfg), "device": str(dev), "seeds": list(seeds),
             "variants": ["gd"], "seconds": time.perf_counter() - t0,
-            "note": (f"frozen random first layer, random softmax readout teacher; "
+            "features": cfg.features, "pretrain_acc": pre_acc,
+            "note": (f"{first}, random softmax readout teacher; "
                      f"{cfg.N_train} train / {cfg.N_test} test sequences of {cfg.n} tokens, "
                      f"D = {cfg.D}")}
     res = Result("student_teacher", arrays, meta)

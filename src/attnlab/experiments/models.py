@@ -137,15 +137,34 @@ class TransformerClassifier(nn.Module):
         self.head = nn.Sequential(nn.Linear(cfg.D, cfg.hidden), nn.ReLU(),
                                   nn.Linear(cfg.hidden, check_int("classes", classes, min=2)))
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Final normalized token features ``(B, n, D)`` and the key mask ``(B, n)``."""
+    def _key_mask(self, x: torch.Tensor) -> torch.Tensor | None:
         mask = (x != 0) if (self.pad_mask and x.dtype == torch.int64) else None
         if mask is not None:
             mask = mask | (~mask.any(1, keepdim=True))  # all-padding rows: keep every token
+        return mask
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Final normalized token features ``(B, n, D)`` and the key mask ``(B, n)``."""
+        mask = self._key_mask(x)
         h = self.embed(x) + self.pos[: x.shape[1]]
         for block in self.blocks:
             h = block(h, mask)
         return self.norm(h), mask
+
+    def attention_input(self, x: torch.Tensor, layer: int = -1) -> torch.Tensor:
+        """What the attention of block ``layer`` receives, ``(B, n, D)``.
+
+        That is ``LN1`` of that block (``blocks[layer].norm1``) applied to the hidden state
+        after the embedding, the positions and blocks ``0 .. layer - 1``. ``layer`` counts
+        from 0; negative values count from the end (``-1``: the last attention layer).
+        """
+        L = len(self.blocks)
+        layer = check_int("layer", layer, min=-L, max=L - 1) % L
+        mask = self._key_mask(x)
+        h = self.embed(x) + self.pos[: x.shape[1]]
+        for block in self.blocks[:layer]:
+            h = block(h, mask)
+        return self.blocks[layer].norm1(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, mask = self.features(x)
