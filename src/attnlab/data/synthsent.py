@@ -33,9 +33,20 @@ import numpy as np
 
 from .._validate import check_int
 
-__all__ = ["synthsent", "synthsent_decode", "synthsent_vocab"]
+__all__ = ["synthsent", "synthsent_decode", "synthsent_vocab", "check_synthsent_sizes"]
 
 PAD, NEGATOR = 0, 1
+
+
+def check_synthsent_sizes(k: int, length: int, *, decoys: bool = True,
+                          length_name: str = "length") -> tuple[int, int]:
+    """Validate ``k`` (odd, >= 1) and the sequence length (>= ``4 k`` with decoys, else
+    ``2 k``, so every unit fits); returns them as ints. ``length_name`` names the length
+    in the error (a config may call it ``n``)."""
+    k = check_int("k", k, min=1)
+    if k % 2 == 0:
+        raise ValueError(f"k must be odd (so the signed sum is never 0), got {k}")
+    return k, check_int(length_name, length, min=4 * k if decoys else 2 * k)
 
 
 def synthsent_vocab(*, n_words: int = 8, n_filler: int = 16) -> dict[str, object]:
@@ -93,12 +104,9 @@ def synthsent(n: int, length: int = 24, *, k: int = 3, n_words: int = 8, n_fille
         else 0.
     """
     n = check_int("n", n, min=1)
-    k = check_int("k", k, min=1)
-    if k % 2 == 0:
-        raise ValueError(f"k must be odd (so the signed sum is never 0), got {k}")
     if not isinstance(decoys, (bool, np.bool_)):
         raise TypeError(f"decoys must be a bool, got {type(decoys).__name__} {decoys!r}")
-    length = check_int("length", length, min=4 * k if decoys else 2 * k)
+    k, length = check_synthsent_sizes(k, length, decoys=bool(decoys))
     vocab = synthsent_vocab(n_words=n_words, n_filler=n_filler)
     seed = check_int("seed", seed, min=0)
     rng = np.random.default_rng(seed)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from .._validate import check_choice, check_int, check_real
+from ..data.synthsent import check_synthsent_sizes
 
 __all__ = [
     "EXPERIMENTS", "PRESETS", "ModelConfig", "TextConfig", "PathfinderConfig",
@@ -148,10 +149,7 @@ class SynthSentConfig(_Train):
         super().__post_init__()
         check_int("n_train", self.n_train, min=2)
         check_int("n_test", self.n_test, min=2)
-        check_int("k", self.k, min=1)
-        if self.k % 2 == 0:
-            raise ValueError(f"k must be odd, got {self.k}")
-        check_int("length", self.length, min=4 * self.k)
+        check_synthsent_sizes(self.k, self.length)
         check_int("n_words", self.n_words, min=1)
         check_int("n_filler", self.n_filler, min=1)
 
@@ -260,12 +258,8 @@ class StudentTeacherConfig:
             check_int(name, getattr(self, name), min=1)
         check_choice("features", self.features, ("trained", "random"))
         check_real("pretrain_lr", self.pretrain_lr, min=0.0, strict_min=True)
-        if self.features == "trained":
-            if self.k % 2 == 0:
-                raise ValueError(f"k must be odd, got {self.k}")
-            if self.n < 4 * self.k:
-                raise ValueError(f"n must be >= 4 k = {4 * self.k} (SynthSent) with "
-                                 f"features='trained', got {self.n}")
+        if self.features == "trained":  # SynthSent sequences of n tokens
+            check_synthsent_sizes(self.k, self.n, length_name="n")
         check_real("teacher_scale", self.teacher_scale, min=0.0)
         check_real("noise", self.noise, min=0.0)
         check_real("beta", self.beta, min=0.0, strict_min=True)

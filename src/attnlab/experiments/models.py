@@ -143,12 +143,18 @@ class TransformerClassifier(nn.Module):
             mask = mask | (~mask.any(1, keepdim=True))  # all-padding rows: keep every token
         return mask
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Final normalized token features ``(B, n, D)`` and the key mask ``(B, n)``."""
+    def _hidden(self, x: torch.Tensor, blocks) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Hidden state ``(B, n, D)`` after the embedding, the positions and ``blocks``,
+        and the key mask ``(B, n)``."""
         mask = self._key_mask(x)
         h = self.embed(x) + self.pos[: x.shape[1]]
-        for block in self.blocks:
+        for block in blocks:
             h = block(h, mask)
+        return h, mask
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Final normalized token features ``(B, n, D)`` and the key mask ``(B, n)``."""
+        h, mask = self._hidden(x, self.blocks)
         return self.norm(h), mask
 
     def attention_input(self, x: torch.Tensor, layer: int = -1) -> torch.Tensor:
@@ -160,10 +166,7 @@ class TransformerClassifier(nn.Module):
         """
         L = len(self.blocks)
         layer = check_int("layer", layer, min=-L, max=L - 1) % L
-        mask = self._key_mask(x)
-        h = self.embed(x) + self.pos[: x.shape[1]]
-        for block in self.blocks[:layer]:
-            h = block(h, mask)
+        h, _ = self._hidden(x, self.blocks[:layer])
         return self.blocks[layer].norm1(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -75,6 +75,23 @@ def summary(result: Result, metric: str, variants: list[str] | None = None) -> d
     return out
 
 
+def _axis(result: Result, x: str | None) -> str:
+    """The x axis to use: ``x``, else ``"epoch"`` if the result has one, else ``"step"``."""
+    return x or ("epoch" if "epoch" in result.arrays else "step")
+
+
+def _curve(result: Result, key: str, x: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The x axis ``(T,)`` (default ``"epoch"`` if present, else ``"step"``) and the curves
+    ``(S, T)`` of ``result[key]`` as floats."""
+    x = _axis(result, x)
+    xs = np.asarray(result.arrays[x], float)
+    ys = np.atleast_2d(np.asarray(result.arrays[key], float))
+    if ys.shape[-1] != xs.shape[0]:
+        raise ValueError(f"key {key!r} has {ys.shape[-1]} log points, the axis {x!r} "
+                         f"{xs.shape[0]}")
+    return xs, ys
+
+
 def first_step(result: Result, key: str, threshold: float, *,
                x: str | None = None) -> np.ndarray:
     """Per seed, the first logged step (or epoch) at which ``result[key]`` reaches
@@ -84,12 +101,7 @@ def first_step(result: Result, key: str, threshold: float, *,
     (default ``"epoch"`` if present, else ``"step"``). The answer has the resolution of the
     logging (e.g. every ``eval_every`` steps). Returns a float array ``(S,)``.
     """
-    x = x or ("epoch" if "epoch" in result.arrays else "step")
-    xs = np.asarray(result.arrays[x], float)
-    ys = np.atleast_2d(np.asarray(result.arrays[key], float))
-    if ys.shape[-1] != xs.shape[0]:
-        raise ValueError(f"key {key!r} has {ys.shape[-1]} log points, the axis {x!r} "
-                         f"{xs.shape[0]}")
+    xs, ys = _curve(result, key, x)
     hit = ys >= threshold  # NaN compares False
     first = np.argmax(hit, axis=1)
     return np.where(hit.any(axis=1), xs[first], np.nan)
@@ -100,9 +112,7 @@ def relapse_share(result: Result, key: str, threshold: float, *,
     """Per seed, the share of log points at or after :func:`first_step` at which
     ``result[key]`` is below ``threshold`` again (0 = it stayed up); NaN for a seed that
     never reaches it. Float array ``(S,)``."""
-    x = x or ("epoch" if "epoch" in result.arrays else "step")
-    xs = np.asarray(result.arrays[x], float)
-    ys = np.atleast_2d(np.asarray(result.arrays[key], float))
+    xs, ys = _curve(result, key, x)
     first = first_step(result, key, threshold, x=x)
     return np.array([(row[xs >= t] < threshold).mean() if np.isfinite(t) else np.nan
                      for row, t in zip(ys, first, strict=True)])
@@ -136,7 +146,7 @@ def plot_curves(result: Result, metric: str, *, ax=None, variants: list[str] | N
     import matplotlib.pyplot as plt
 
     ax = ax if ax is not None else plt.gca()
-    x = x or ("epoch" if "epoch" in result.arrays else "step")
+    x = _axis(result, x)
     xs = result.arrays[x]
     for v in variants or result.meta.get("variants", []):
         ys = np.asarray(result.arrays[f"{v}/{metric}"], float)
