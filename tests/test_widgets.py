@@ -276,3 +276,27 @@ def test_phase_explorer_cell_click_replays_the_run_in_the_dashboard():
     assert replay.config.train == ("W_V",) and replay.config.lr is None
     np.testing.assert_allclose(log_ratio(replay)[0], res.log_ratio[0, 1, 1], atol=1e-10)
     assert d.D.value == 24 and d.lr_auto.value and not d.train_toggles["W_Q"].value
+
+
+# ----------------------------------------------------------------------------- gc safety
+@pytest.mark.parametrize("make", ["dashboard", "explorer"])
+def test_layout_repr_survives_garbage_collection_of_the_closed_bar(monkeypatch, make):
+    """Regression: tqdm's notebook bar keeps only a weak proxy in its widget. After the
+    closed bar was collected, showing the layout (what a book build does) raised
+    ReferenceError, about 1 build in 4. Deterministic here through ``gc.collect()``."""
+    import gc
+
+    import tqdm.auto
+    from tqdm.notebook import tqdm_notebook
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", tqdm_notebook)  # what a Jupyter kernel gets
+    if make == "dashboard":
+        w = small_dash()
+        w.run()
+    else:
+        w = phase_explorer(background=False, run=True, init_scales=[0.5, 1.0], dims=[8, 16],
+                           N=4, n=4, d=4, H=1, steps=10, kernels="softmax")
+    gc.collect()
+    text = repr(w.widget)  # raised ReferenceError before the fix
+    assert "training" in text or "phase diagram" in text
+    w.widget._repr_mimebundle_()

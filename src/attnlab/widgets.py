@@ -175,6 +175,10 @@ def _make_bar(total: int, desc: str) -> tuple[Any, W.Widget | None]:
         tqdm_notebook = None
     if tqdm_notebook is not None and issubclass(tqdm, tqdm_notebook):
         bar = tqdm(total=total, desc=desc, display=False, leave=True)
+        # tqdm keeps only a weak proxy to the bar in its widget: once the closed bar is
+        # garbage-collected, any repr of the layout (a book build shows it) raises
+        # ReferenceError. A strong reference ties the bar's life to its widget's.
+        bar.container.pbar = bar
         return bar, bar.container
     return tqdm(total=total, desc=desc, file=sys.stderr, leave=False, mininterval=0.5), None
 
