@@ -23,6 +23,8 @@ __all__ = [
     "check_finite",
     "check_shape",
     "check_array",
+    "check_bool",
+    "check_seeds",
 ]
 
 
@@ -107,3 +109,28 @@ def check_shape(
             raise ValueError(
                 f"{name} must have shape {pattern} (axis {axis} = {want}), got {tuple(x.shape)}"
             )
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool (NumPy's included), else raise ``TypeError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_seeds(name: str, seeds: Any, *, max_count: int = 100_000) -> list[int]:
+    """Seeds as a non-empty list of ints >= 0: one int, or an iterable of ints (a range).
+
+    The one seed helper of attnlab: experiments that run one model per seed call it.
+    """
+    if isinstance(seeds, (Integral, np.integer)) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise TypeError(f"{name} must be an int or a sequence of ints >= 0, got "
+                        f"{type(seeds).__name__} {seeds!r}")
+    out = [check_int(name, s, min=0) for s in seeds]
+    if not out:
+        raise ValueError(f"{name} must hold at least one seed")
+    if len(out) > max_count:
+        raise ValueError(f"{name} must hold at most {max_count} seeds, got {len(out)}")
+    return out

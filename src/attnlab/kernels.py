@@ -19,6 +19,8 @@ ordered ``(i, k)``, columns ``(h, D)``) makes the model linear in ``W_V``:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,11 @@ from ._validate import check_array, check_choice, check_finite, check_real
 
 __all__ = [
     "KERNELS",
+    "KERNEL_CHOICES",
+    "KERNEL_TABLE",
+    "KernelSpec",
+    "expand_kernels",
+    "nn_threshold",
     "softmax_kernel",
     "gaussian_kernel",
     "row_stochastic",
@@ -39,7 +46,10 @@ __all__ = [
     "pl_lower_bound",
 ]
 
-KERNELS = ("softmax", "gaussian")
+# The kernel table is defined below the kernel functions (it holds them); these names are
+# the table's keys, in display order.
+KERNELS: tuple[str, ...]
+BOTH = "both"  # every kernel of the table, side by side
 
 # Above this many elements the Gaussian distance uses the clamped expansion instead of the
 # (exact but memory-hungry) broadcast difference q_k - k_j.
@@ -105,9 +115,66 @@ def _gaussian_t(Q: torch.Tensor, K: torch.Tensor, scale: float, normalize: bool)
 
 def _kernel_t(Q: torch.Tensor, K: torch.Tensor, kernel: str, scale: float,
               normalize: bool) -> torch.Tensor:
-    if kernel == "softmax":
-        return _softmax_t(Q, K, scale)
-    return _gaussian_t(Q, K, scale, normalize)
+    return KERNEL_TABLE[kernel].forward(Q, K, scale, normalize)
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """One row of the kernel table.
+
+    ``name`` is the key used everywhere (``kernel="softmax"``); ``display`` the label of
+    widgets and figures; ``color`` its colour in every figure; ``forward(Q, K, scale,
+    normalize)`` the attention matrix ``(..., n, n)`` from ``Q, K`` (``(..., n, d)``);
+    ``row_normalized`` whether rows sum to 1 without ``normalize``; ``step_rule`` the default
+    step rule when ``W_Q`` is trained (``"curvature"``: ``c / lambda_max(J_0 J_0^T)``).
+    """
+
+    name: str
+    display: str
+    color: str
+    forward: Callable[[torch.Tensor, torch.Tensor, float, bool], torch.Tensor]
+    row_normalized: bool
+    step_rule: str = "curvature"
+
+
+def _softmax_forward(Q: torch.Tensor, K: torch.Tensor, scale: float, normalize: bool
+                     ) -> torch.Tensor:
+    return _softmax_t(Q, K, scale)  # rows already sum to 1: normalize changes nothing
+
+
+KERNEL_TABLE: dict[str, KernelSpec] = {
+    spec.name: spec
+    for spec in (
+        KernelSpec("softmax", "Softmax", "#1f77b4", _softmax_forward, row_normalized=True),
+        KernelSpec("gaussian", "Gaussian", "#d62728", _gaussian_t, row_normalized=False),
+    )
+}
+KERNELS = tuple(KERNEL_TABLE)
+KERNEL_CHOICES = (*KERNELS, BOTH)
+
+
+def expand_kernels(kernel: str | Sequence[str], name: str = "kernel") -> tuple[str, ...]:
+    """The kernels a choice names: one kernel, ``"both"`` (every kernel of the table), or a
+    non-empty sequence of kernel names. Raises ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(kernel, str):
+        check_choice(name, kernel, KERNEL_CHOICES)
+        return KERNELS if kernel == BOTH else (kernel,)
+    if not isinstance(kernel, Sequence):
+        raise TypeError(f"{name} must be a kernel name or a sequence of names, got "
+                        f"{type(kernel).__name__}")
+    out = tuple(check_choice(name, k, KERNELS) for k in kernel)
+    if not out:
+        raise ValueError(f"{name} must name at least one of {', '.join(KERNELS)}")
+    return out
+
+
+def nn_threshold(N: int, n: int, H: int) -> float:
+    """The embedding dimension ``D* = N n / H`` where ``H D = N n``: the feature matrix
+    ``C`` (``(N n, H D)``) can have full row rank only for ``D >= D*``."""
+    from ._validate import check_int
+
+    N, n, H = (check_int(k, v, min=1) for k, v in (("N", N), ("n", n), ("H", H)))
+    return N * n / H
 
 
 def softmax_kernel(Q: Array, K: Array, scale: float | None = None) -> Array:
