@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["api_markdown", "fmt", "glue"]
+__all__ = ["ClaimError", "api_markdown", "claim", "fmt", "glue"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -25,6 +25,30 @@ def glue(name: str, value: Any, display: bool = False) -> None:
             _display(value)
         return
     _glue(name, value, display=display)
+
+
+class ClaimError(AssertionError):
+    """A sentence of the book no longer matches the number its cell computed."""
+
+
+def claim(condition: Any, text: str, **values: Any) -> None:
+    """Bind a sentence of the prose to the computation behind it.
+
+    ``claim(k_gauss > k_soft, "the Gaussian converges more often", k_gauss=k_gauss, ...)``
+    does nothing when ``condition`` is true; otherwise it raises :class:`ClaimError`
+    quoting ``text`` and the ``values``, so the book build fails instead of printing a
+    sentence its own numbers contradict. ``condition`` must be a bool (a NumPy bool too):
+    an array would be ambiguous.
+    """
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"text must be a non-empty str, got {text!r}")
+    import numpy as np
+
+    if not isinstance(condition, (bool, np.bool_)):
+        raise TypeError(f"condition must be a bool, got {type(condition).__name__}")
+    if not condition:
+        shown = ", ".join(f"{k} = {v!r}" for k, v in values.items())
+        raise ClaimError(f"claim no longer holds: {text}" + (f" ({shown})" if shown else ""))
 
 
 def fmt(x: float, digits: int = 3) -> str:

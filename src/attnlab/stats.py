@@ -1,0 +1,102 @@
+"""Statistics over seeds: counts with a Wilson interval, medians with quantiles.
+
+The book's rule: a sentence that generalizes from runs ("converges in k of n") rests on at
+least 32 consecutive seeds and is reported as ``k/n`` with a 95 % interval, or as a median
+with quantiles. These helpers compute exactly those, for :func:`attnlab.dynamics.sweep`
+and for chapters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validate import check_int, check_real
+
+__all__ = ["Count", "Spread", "count", "spread", "wilson_interval"]
+
+# Two-sided standard-normal quantiles for the levels the book uses.
+_Z = {0.90: 1.6448536269514722, 0.95: 1.959963984540054, 0.99: 2.5758293035489004}
+
+
+def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``k / n`` at confidence ``level``.
+
+    Unlike ``k/n +- z sqrt(p(1-p)/n)`` it stays inside [0, 1] and is not empty at
+    ``k = 0`` or ``k = n``: for 0/32 it is [0, 0.107].
+    """
+    n = check_int("n", n, min=1)
+    k = check_int("k", k, min=0, max=n)
+    level = check_real("level", level)
+    if level not in _Z:
+        raise ValueError(f"level must be one of {sorted(_Z)}, got {level}")
+    z = _Z[level]
+    p = k / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # Exact ends at k = 0 and k = n (rounding would put them a hair off 0 or 1).
+    return (0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class Count:
+    """``k`` successes in ``n`` runs with a Wilson interval ``[lo, hi]``."""
+
+    k: int
+    n: int
+    lo: float
+    hi: float
+    level: float = 0.95
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n
+
+    def __str__(self) -> str:
+        return f"{self.k}/{self.n} ({self.level:.0%} CI {self.lo:.2f}-{self.hi:.2f})"
+
+
+def count(success: Sequence[bool] | np.ndarray, level: float = 0.95) -> Count:
+    """Count the true entries of a boolean vector (one entry per run) with its interval."""
+    s = np.asarray(success)
+    if s.dtype != bool:
+        raise TypeError(f"success must be a boolean array, got dtype {s.dtype}")
+    if s.ndim != 1 or s.size == 0:
+        raise ValueError(f"success must be a non-empty 1-d array, got shape {s.shape}")
+    k, n = int(s.sum()), int(s.size)
+    lo, hi = wilson_interval(k, n, level)
+    return Count(k, n, lo, hi, level)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median and the ``q`` and ``1 - q`` quantiles of a sample of ``n`` runs."""
+
+    median: float
+    lo: float
+    hi: float
+    n: int
+    q: float = 0.25
+
+    def __str__(self) -> str:
+        return (f"median {self.median:.3g} ({self.q:.0%}-{1 - self.q:.0%} quantiles "
+                f"{self.lo:.3g}-{self.hi:.3g}, n = {self.n})")
+
+
+def spread(values: Sequence[float] | np.ndarray, q: float = 0.25) -> Spread:
+    """Median with the ``q`` and ``1 - q`` quantiles (default: the quartiles).
+
+    NaN entries (diverged runs) are not dropped silently: they raise ``ValueError``.
+    """
+    v = np.asarray(values, dtype=float).reshape(-1)
+    q = check_real("q", q, min=0.0, max=0.5)
+    if v.size == 0:
+        raise ValueError("values must hold at least one run")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("values must be finite (count diverged runs separately)")
+    lo, med, hi = np.quantile(v, [q, 0.5, 1 - q])
+    return Spread(float(med), float(lo), float(hi), int(v.size), q)

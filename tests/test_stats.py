@@ -1,0 +1,47 @@
+"""Wilson intervals, spreads and the claim mechanism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attnlab.book import ClaimError, claim
+from attnlab.stats import count, spread, wilson_interval
+
+
+def test_wilson_matches_the_closed_form_and_known_values():
+    # Reference values (Wilson 1927; e.g. Newcombe 1998, table I): 0/10 -> [0, 0.2775],
+    # 81/263 -> [0.2553, 0.3662].
+    assert wilson_interval(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
+    lo, hi = wilson_interval(81, 263)
+    assert lo == pytest.approx(0.2553, abs=1e-4) and hi == pytest.approx(0.3662, abs=1e-4)
+    assert wilson_interval(32, 32)[1] == 1.0
+
+
+def test_wilson_covers_at_about_the_nominal_rate():
+    # Coverage of a 95 % interval at p = 0.3, n = 40 over 4000 simulated experiments.
+    rng = np.random.default_rng(0)
+    ks = rng.binomial(40, 0.3, size=4000)
+    covered = np.mean([lo <= 0.3 <= hi for lo, hi in (wilson_interval(int(k), 40) for k in ks)])
+    assert 0.93 <= covered <= 0.97
+
+
+def test_count_and_spread_reject_bad_input():
+    with pytest.raises(TypeError, match="success"):
+        count([1, 0, 1])
+    with pytest.raises(ValueError, match="values"):
+        spread([1.0, np.nan])
+    with pytest.raises(ValueError, match="k must be <= 3"):
+        wilson_interval(4, 3)
+    c = count(np.array([True, False, True, True]))
+    assert (c.k, c.n) == (3, 4) and c.lo < 0.75 < c.hi and "3/4" in str(c)
+    s = spread(np.arange(101.0))
+    assert (s.median, s.lo, s.hi) == (50.0, 25.0, 75.0)
+
+
+def test_claim_raises_with_the_sentence_and_values():
+    claim(np.bool_(True), "holds")
+    with pytest.raises(ClaimError, match="the Gaussian wins.*k = 3"):
+        claim(False, "the Gaussian wins", k=3)
+    with pytest.raises(TypeError, match="condition"):
+        claim(np.array([True, True]), "ambiguous")
