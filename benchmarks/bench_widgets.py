@@ -32,7 +32,7 @@ import tqdm.auto  # noqa: E402
 import tqdm.notebook  # noqa: E402
 
 from attnlab import available_devices  # noqa: E402
-from attnlab.phase import (  # noqa: E402
+from attnlab.dynamics import (  # noqa: E402
     RunConfig,
     default_dashboard_config,
     phase_diagram,

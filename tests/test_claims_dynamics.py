@@ -57,8 +57,9 @@ def np_(t) -> np.ndarray:
 @pytest.fixture(scope="module")
 def wv_sweep():
     # N n = 16; H D = 8 (below), 16 (at), 32 and 64 (above the threshold)
-    return dy.threshold_sweep(kernel="softmax", Ds=(4, 8, 16, 32), N=4, n=4, H=2, d=4,
-                              init_scale=1.0, steps=4000, seed=3, log_every=1)
+    return dy.threshold_sweep(
+        dy.C1.replace(N=4, n=4, H=2, d=4, init_scale=1.0, steps=4000, seed=3, log_every=1),
+        Ds=(4, 8, 16, 32))
 
 
 def _ref_C_of_sweep(sw, k):
@@ -101,7 +102,7 @@ def test_C2_wv_rate_matches_prediction(wv_sweep):
 # ----------------------------------------------------------------------------- C3
 def test_C3_threshold_is_ill_conditioned():
     seeds = range(6)
-    cs = dy.conditioning_sweep(kernel="softmax", Ds=(8, 32), seeds=seeds, N=4, n=4, H=2, d=4)
+    cs = dy.conditioning_sweep(dy.C1.replace(N=4, n=4, H=2, d=4), Ds=(8, 32), seeds=seeds)
     # cross-check one model against the reference
     X = np_(al.random_tokens(4, 4, 8, seed=0))
     p = al.init_params(H=2, D=8, d=4, init_scale=1.0, seed=0)
@@ -115,8 +116,8 @@ def test_C3_threshold_is_ill_conditioned():
 @pytest.mark.parametrize("kernel", al.KERNELS)
 def test_C4_sigma_min_decreases_beyond_moderate_scale(kernel):
     scales = (1.0, 3.0, 10.0)
-    sw = dy.sigma_min_vs_scale(kernel=kernel, scales=scales, seeds=range(3), N=4, n=4, D=32,
-                               d=8, H=1)
+    sw = dy.sigma_min_vs_scale(dy.C4.replace(kernel=kernel, N=4, n=4, D=32, d=8, H=1),
+                               scales, seeds=range(3))
     med = np.median(sw.sigma_min, 1)
     assert med[0] > 100 * med[1]
     assert med[1] > med[2] or med[1] < 1e-15  # Gaussian may already underflow at s = 3
@@ -130,8 +131,8 @@ def test_C4_sigma_min_decreases_beyond_moderate_scale(kernel):
 
 # ----------------------------------------------------------------------------- C5, C6
 SEEDS_RT = [0, 1, 2, 3]
-KW_RT = dict(N=4, n=4, D=32, d=8, H=1, init_scale=0.5, value_scale=2.0, target_scale=0.3,
-             lr=0.5, steps=1500, snap_every=500)
+CFG_RT = dy.C5.replace(N=4, n=4, D=32, d=8, H=1, init_scale=0.5, value_scale=2.0,
+                       target_scale=0.3, lr=0.5, steps=1500)
 
 
 def _ref_problem(seeds):
@@ -143,7 +144,7 @@ def _ref_problem(seeds):
 
 
 def test_C5_softmax_hull_floor():
-    run = dy.hull_barrier_example(seeds=SEEDS_RT, **KW_RT)
+    run = dy.hull_barrier_example(CFG_RT, SEEDS_RT, snap_every=500)
     X, p, y = _ref_problem(SEEDS_RT)
     for m in range(len(SEEDS_RT)):
         u = X[m] @ np_(p.W_V[m, 0, :, 0])  # (N, n) values
@@ -158,7 +159,7 @@ def test_C5_softmax_hull_floor():
 
 
 def test_C6_gaussian_trap_vanishing_rows():
-    run = dy.gaussian_trap_example(seeds=SEEDS_RT, **KW_RT)
+    run = dy.gaussian_trap_example(CFG_RT, SEEDS_RT, snap_every=500)
     X, p, y = _ref_problem(SEEDS_RT)
     stalled = [m for m in range(len(SEEDS_RT)) if run.loss[m, -1] > 0.05]
     assert stalled, "expected at least one Gaussian run to stall"
@@ -178,8 +179,8 @@ def test_C6_gaussian_trap_vanishing_rows():
 def test_C7_teacher_gaussian_at_least_as_many_seeds():
     # realizable teacher, D = 32 >= N n = 16, common small step (as in the note's protocol,
     # eta not tuned per kernel); the chapter shows the comparison at other step sizes
-    res = dy.teacher_comparison(deltas=(1.0,), seeds=range(4), D=32, init_scale=0.5,
-                                steps=1500, lr=0.1)
+    res = dy.teacher_comparison(dy.C7.replace(D=32, init_scale=0.5, steps=1500, lr=0.1),
+                                range(4), deltas=(1.0,))
     ratio = res.loss[..., -1] / res.loss[..., 0]  # [kernel, delta, scale, D, seed]
     n_soft = int(np.sum(ratio[0] < 1e-8))
     n_gauss = int(np.sum(ratio[1] < 1e-8))
@@ -196,8 +197,8 @@ def test_C7_teacher_gaussian_at_least_as_many_seeds():
 
 
 def test_C8_larger_embedding_dimension_helps():
-    res = dy.teacher_vs_dim(Ds=(8, 32), seeds=range(4), steps=300, lr=1.0,
-                            lr_mode="curvature")
+    res = dy.teacher_vs_dim(dy.C7.replace(steps=300, lr=1.0, lr_rule="curvature"), range(4),
+                            Ds=(8, 32))
     ratio = res.loss[..., -1] / res.loss[..., 0]  # [kernel, 1, 1, D, seed]
     for j in range(2):
         assert np.median(ratio[j, 0, 0, 1]) < 0.1 * np.median(ratio[j, 0, 0, 0])
@@ -218,8 +219,8 @@ def _fd_jacobian(X, WQ, WK, WV, kernel, eps=1e-6) -> np.ndarray:
 
 @pytest.mark.parametrize("kernel", al.KERNELS)
 def test_C9_schur_bound_along_trajectory(kernel):
-    tr = dy.pl_bound_along_trajectory(kernel=kernel, seeds=[0, 1], N=3, n=3, D=12, d=3,
-                                      steps=120, log_every=20)
+    tr = dy.pl_bound_along_trajectory(
+        dy.C9.replace(kernel=kernel, N=3, n=3, D=12, d=3, steps=120, log_every=20), [0, 1])
     # both sides at initialization, seed 0, from a finite-difference Jacobian
     X = np_(al.random_tokens(3, 3, 12, seed=0))
     p = al.init_params(H=1, D=12, d=3, init_scale=0.5, value_scale=2.0, seed=0)
@@ -240,12 +241,16 @@ def test_C9_schur_bound_along_trajectory(kernel):
 # ----------------------------------------------------------------------------- inputs
 def test_dynamics_bad_input_names_the_parameter():
     with pytest.raises(ValueError, match="kernel"):
-        dy.threshold_sweep(kernel="cosine", steps=1)
-    with pytest.raises(ValueError, match="lr_mode"):
-        dy.teacher_runs(lr_mode="adaptive", steps=1)
+        dy.threshold_sweep(dy.C1.replace(kernel="cosine", steps=1))
+    with pytest.raises(ValueError, match="lr_rule"):
+        dy.teacher_runs(dy.C7.replace(lr_rule="adaptive", steps=1))
     with pytest.raises(ValueError, match="seeds"):
-        dy.wq_run(seeds=[], steps=1)
+        dy.wq_run(dy.C5.replace(steps=1), seeds=[])
     with pytest.raises(TypeError, match="Ds"):
         dy.conditioning_sweep(Ds=(8.5,))
     with pytest.raises(ValueError, match="groups"):
-        dy.freeze_comparison(groups=(("W_X",),), steps=1)
+        dy.freeze_comparison(dy.JOINT.replace(steps=1), groups=(("W_X",),))
+    with pytest.raises(TypeError, match="config must be a RunConfig"):
+        dy.threshold_sweep({"kernel": "softmax"})
+    with pytest.raises(TypeError, match="no field lr_mode"):
+        dy.C7.replace(lr_mode="curvature")

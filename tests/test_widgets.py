@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-import attnlab.phase as phase
+import attnlab.dynamics as phase
 from attnlab import available_devices
-from attnlab.phase import RunConfig, config_problems, phase_diagram, resolve_device, run_config
+from attnlab.dynamics import RunConfig, config_problems, phase_diagram, resolve_device, run_config
 from attnlab.widgets import Dashboard, dashboard, phase_explorer
 
 torch.set_num_threads(1)
@@ -187,7 +187,7 @@ def test_device_list_has_only_available_devices():
 
 
 def test_missing_gpu_falls_back_to_cpu_with_a_note(monkeypatch):
-    monkeypatch.setattr(phase, "available_devices", lambda: ["cpu"])
+    monkeypatch.setattr(phase.run, "available_devices", lambda: ["cpu"])
     dev, note = resolve_device("cuda")
     assert dev == "cpu" and "not available" in note
     res = run_config(RunConfig(**{**SMALL, "device": "cuda", "steps": 2}))
@@ -197,7 +197,7 @@ def test_missing_gpu_falls_back_to_cpu_with_a_note(monkeypatch):
 def test_dashboard_asked_for_a_missing_gpu_trains_on_cpu_with_a_note(monkeypatch):
     import attnlab.widgets as widgets
 
-    monkeypatch.setattr(phase, "available_devices", lambda: ["cpu"])
+    monkeypatch.setattr(phase.run, "available_devices", lambda: ["cpu"])
     monkeypatch.setattr(widgets, "available_devices", lambda: ["cpu"])
     d = small_dash(device="cuda")
     assert list(d.device.options) == ["cpu"] and d.device.value == "cpu"

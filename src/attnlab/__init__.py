@@ -35,8 +35,13 @@ from .convex import fit as fit_convex
 from .data import random_targets, random_tokens, teacher_targets
 from .device import available_devices, get_device
 from .dynamics import (
+    PhaseResult,
+    RunConfig,
+    RunResult,
+    SweepResult,
     block_grad_norms,
     conditioning_sweep,
+    config_problems,
     curvature_lr,
     freeze_comparison,
     gaussian_trap_example,
@@ -44,11 +49,16 @@ from .dynamics import (
     hull_barrier_example,
     joint_run,
     lstsq_floor,
+    phase_diagram,
     pl_bound_along_trajectory,
+    plot_history,
+    plot_phase,
     rate_check,
     reachable_floor,
     reachable_interval,
+    run_config,
     sigma_min_vs_scale,
+    sweep,
     teacher_comparison,
     teacher_runs,
     teacher_vs_dim,
@@ -79,16 +89,6 @@ from .landscape import (
     random_direction,
 )
 from .model import PARAM_NAMES, Params, forward, init_params, stack_params
-from .phase import (
-    PhaseResult,
-    RunConfig,
-    RunResult,
-    config_problems,
-    phase_diagram,
-    plot_history,
-    plot_phase,
-    run_config,
-)
 from .seed import make_generator, seed_everything
 from .train import History, train
 
@@ -194,6 +194,8 @@ __all__ = [
     "plot_history",
     "plot_phase",
     "run_config",
+    "SweepResult",
+    "sweep",
     *_WIDGETS,
     # subpackages
     "checks",

@@ -45,7 +45,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .device import available_devices
-from .phase import (
+from .dynamics import (
     COLORS,
     D_MAX,
     MATRICES,
