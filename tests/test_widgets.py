@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 
 import numpy as np
@@ -195,10 +196,11 @@ def test_missing_gpu_falls_back_to_cpu_with_a_note(monkeypatch):
 
 
 def test_dashboard_asked_for_a_missing_gpu_trains_on_cpu_with_a_note(monkeypatch):
-    import attnlab.widgets as widgets
+    # the module, not the function ``attnlab.widgets.dashboard`` that shadows it
+    dash_module = importlib.import_module("attnlab.widgets.dashboard")
 
     monkeypatch.setattr(phase, "available_devices", lambda: ["cpu"])
-    monkeypatch.setattr(widgets, "available_devices", lambda: ["cpu"])
+    monkeypatch.setattr(dash_module, "available_devices", lambda: ["cpu"])
     d = small_dash(device="cuda")
     assert list(d.device.options) == ["cpu"] and d.device.value == "cpu"
     assert "not available" in d.status.value and not d.train_button.disabled

@@ -340,6 +340,9 @@ class RunResult:
         """One line for a reader: device, speed, final loss, why it stopped."""
         if self.error or self.history is None:
             return f"Could not train: {self.error}" + (f" {self.note}" if self.note else "")
+        if len(self.history.steps) == 0:  # Stop before the first step: nothing was logged
+            return (f"{self.device} · stopped by the Stop button before the first step"
+                    + (f" · {self.note}" if self.note else ""))
         parts = [self.device, f"{self.steps_per_second:,.0f} steps/s"]
         losses = self.final_loss
         for k, reason in self.stop_reasons.items():
