@@ -158,7 +158,8 @@ class PhaseExplorer:
                     self.compute_button.disabled = False
 
         if self.background:
-            self._thread = threading.Thread(target=job, daemon=True)
+            self._thread = threading.Thread(target=job, daemon=True,
+                                            name="attnlab-phase-diagram")
             self._thread.start()
         else:
             job()
