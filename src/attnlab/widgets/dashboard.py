@@ -268,6 +268,7 @@ CONTROLS: tuple[Control, ...] = (
             lambda on: None if on else _SKIP, lambda lr: lr is None, 4),
     Control("steps", IntBox("steps", lo=1, hi=STEPS_MAX), "steps", int, int, 5),
     Control("seed", IntBox("seed", width="150px", wide=False), "seed", int, int, 5),
+    # a lambda, so that a patched ``available_devices`` of this module is seen
     Control("device", Dropdown("device", lambda: available_devices()), "device", line=5),
 )
 
