@@ -63,7 +63,7 @@ def test_wide_sweeps_equal_separate_runs(kernel, normalize, pool):
     lrs = np.linspace(0.02, 0.2, M).tolist()
     p = al.init_params(M=M, H=H, D=D, d=d, init_scale=scales, value_scale=2.0, seed=10)
     y = al.random_targets(N, 1 if pool else n, seed=2).reshape(N, -1).squeeze(-1)
-    cfg = dict(kind=kernel, mask=None, scale=1 / math.sqrt(d), normalize=normalize,
+    cfg = dict(kind=kernel, kernel_ids=None, scale=1 / math.sqrt(d), normalize=normalize,
                pool=pool, trained=("W_Q",))
     yb = y.expand(M, *y.shape).contiguous()
     backend = make_backend(p.tensors(), X, yb, cfg, (torch.tensor(lrs, dtype=X.dtype), "gd",

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._threads import for_data, limit_threads
 from .._validate import check_choice, check_int, check_real
 from ..device import get_device
-from ._threads import for_data, threads
 from .cvx import solve_cvxpy
 from .fista import ConvergenceError, Design, build_design, exact_residual, gap_terms, solve_fista
 from .problem import Array, check_beta, check_data, check_Z, like
@@ -213,7 +213,7 @@ def fit(X: Array, y: Array, beta: float, *, solver: str = "fast", tol: float = 1
     beta = check_beta(beta)
     solver, tol, max_iter, check_every, active_tol = _check_common(
         solver, tol, max_iter, check_every, active_tol)
-    with threads(_threads_for(X, device)):
+    with limit_threads(_threads_for(X, device)):
         des, vector, dev = _prepare(X, y, device, gram)
         x0 = _x0(Z0, des, vector, dev)
         return _solve(des, beta, X_ref=X, vector=vector, dev=dev, solver=solver, tol=tol,
@@ -248,7 +248,7 @@ def regularization_path(X: Array, y: Array, betas: Sequence[float] | np.ndarray,
     vals = [check_beta(float(b)) for b in arr]
     solver, tol, max_iter, check_every, active_tol = _check_common(
         solver, tol, max_iter, check_every, active_tol)
-    with threads(_threads_for(X, device)):
+    with limit_threads(_threads_for(X, device)):
         return _path(X, y, vals, device, gram, t0, solver=solver, tol=tol, max_iter=max_iter,
                      check_every=check_every, allow_unconverged=allow_unconverged,
                      active_tol=active_tol, cvx_solver=cvx_solver, cvx_form=cvx_form,
