@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._arrays import to_numpy
 from .._threads import for_data, limit_threads
 from .._validate import check_choice, check_int, check_real
 from ..device import get_device
@@ -79,7 +80,7 @@ def _active(Z3: torch.Tensor, active_tol: float) -> list[np.ndarray]:
     top = float(norms.max()) if norms.numel() else 0.0
     if top == 0.0:
         return [np.zeros(0, dtype=np.int64) for _ in range(Z3.shape[0])]
-    return [np.flatnonzero(row.cpu().numpy() > active_tol * top) for row in norms]
+    return [np.flatnonzero(to_numpy(row) > active_tol * top) for row in norms]
 
 
 def _package(x: torch.Tensor, des: Design, beta: float, *, X_ref: Any, vector: bool,
@@ -140,8 +141,7 @@ def _solve(des: Design, beta: float, *, X_ref: Any, vector: bool, dev: torch.dev
            allow_unconverged: bool, active_tol: float, cvx_solver: str, cvx_form: str,
            cvx_options: dict | None, t0: float) -> ConvexFit:
     if solver == "cvxpy":
-        A = des.A.cpu().numpy()
-        Y = des.Y.cpu().numpy()
+        A, Y = to_numpy(des.A), to_numpy(des.Y)
         x = torch.from_numpy(solve_cvxpy(A, Y, beta, des.n, des.d, tol=tol,
                                          cvx_solver=cvx_solver, form=cvx_form,
                                          options=cvx_options)).to(dev)
@@ -241,8 +241,7 @@ def regularization_path(X: Array, y: Array, betas: Sequence[float] | np.ndarray,
         other arguments: as in :func:`fit`.
     """
     t0 = time.perf_counter()
-    arr = np.asarray(betas, dtype=float) if not isinstance(betas, torch.Tensor) else (
-        betas.detach().cpu().numpy().astype(float))
+    arr = to_numpy(betas).astype(float)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"betas must be a non-empty 1-D sequence, got shape {arr.shape}")
     vals = [check_beta(float(b)) for b in arr]
