@@ -35,6 +35,10 @@ Closed-form gradients, with ``rho = dF/dZ`` and ``A_hkl = rho_k S_hkl (u_hl - Z_
     gaussian  dq_k = -sc sum_l A_kl (q_k - k_l)  dk_l = sc sum_k A_kl (q_k - k_l)
     values    du_l = sum_k rho_k S_kl,   then dW = sum over tokens x^T (dq | dk | du)
 
+The kernel-specific pieces (logits per layout, the own-vector term of the distance
+derivative, pre-scaled keys) come from ``KERNEL_TABLE[kind].logits`` (``attnlab._logits``);
+whether ``A`` is centered from ``KernelSpec.normalizes``. No backend branches on a name.
+
 All backends are compared with each other and with independent references in the tests.
 """
 
