@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._optim import Adam
+from .._threads import limit_threads, small
 from .._validate import check_array, check_choice, check_int, check_real, check_shape
 from ..seed import make_generator
-from ._optim import Adam
-from ._threads import small, threads
 from .problem import Array, as_tensor, check_beta, check_data, like
 
 __all__ = ["recover_heads", "heads_to_Z", "head_objective", "train_heads", "HeadsResult"]
@@ -215,7 +215,7 @@ def train_heads(X: Array, y: Array, beta: float, h: int, *, steps: int = 2000,
     params = [theta, v, b]
     opt = Adam(params, lr, gd=optimizer == "gd")
     t0 = time.perf_counter()
-    with threads(small(N * n * d * h * c)):
+    with limit_threads(small(N * n * d * h * c)):
         hist, stop = _loop(theta, v, b, Xt, Y, beta, opt, steps, lr, schedule)
     with torch.no_grad():
         w_out = torch.softmax(theta, dim=1).numpy().copy()

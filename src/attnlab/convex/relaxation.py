@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
+from .._optim import Adam
+from .._threads import limit_threads
 from .._validate import check_int, check_real, check_shape
 from ..seed import make_generator
-from ._optim import Adam
-from ._threads import threads
 from .problem import as_tensor
 
 __all__ = [
@@ -91,7 +91,7 @@ def _adam_batched(params: list[torch.Tensor], obj, steps: int, lr: float) -> flo
     is the same as running them one by one); ``obj()`` returns ``(R,)`` values."""
     opt = Adam(params, lr)
     best = float("inf")
-    with threads(1):  # tiny tensors: one thread avoids thread-pool stalls
+    with limit_threads(1):  # tiny tensors: one thread avoids thread-pool stalls
         for _ in range(steps):
             opt.zero_grad()
             vals = obj()
