@@ -10,7 +10,7 @@ The condition (the book's derivation, in the style of Nguyen-Mondelli / Oymak-So
 ``f(t) <= exp(-lambda_0 t / 2) f_0``. ``L`` is not computed exactly: :func:`theorem3_check`
 uses a *sampled* estimate (the largest ratio over sampled points of the ball), which is a
 lower bound on the true constant, so "holds" means "holds with the sampled Lipschitz
-estimate".
+estimate", while "fails" is certain (a larger ``L`` only lowers the margin).
 
 Shapes: ``M`` models; tokens ``X`` ``(N, n, D)`` or ``(M, N, n, D)``; ``Nn = N n`` outputs.
 """
