@@ -12,8 +12,13 @@
 Chapters write ``from attnlab import dynamics as dy`` and call ``dy.threshold_sweep(...)``.
 """
 
-from .init_scale import C4, ScaleSweep, sigma_min_vs_scale
-from .init_scale import gaussian_entry_mean, gaussian_row_sum_mean
+from .init_scale import (
+    C4,
+    ScaleSweep,
+    gaussian_entry_mean,
+    gaussian_row_sum_mean,
+    sigma_min_vs_scale,
+)
 from .joint_training import (
     GROUPS,
     JOINT,
@@ -23,8 +28,7 @@ from .joint_training import (
     freeze_comparison,
     joint_run,
 )
-from .landscapes import TWO_STAGE, TWO_STAGE_2, TwoStage, two_stage
-from .landscapes import TwoStageSweep, two_stage_sweep
+from .landscapes import TWO_STAGE, TWO_STAGE_2, TwoStage, TwoStageSweep, two_stage, two_stage_sweep
 from .measures import (
     block_grad_norms,
     curvature_lr,
