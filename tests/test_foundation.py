@@ -158,3 +158,117 @@ def test_public_functions_have_type_hints():
             missing = [p for p, par in sig.parameters.items() if par.annotation is par.empty]
             missing = [p for p in missing if p not in {"self", "args", "kwargs"}]
             assert not missing, f"{name}: parameters without type hints: {missing}"
+
+
+# --- one device fallback, one generator check, one thread limiter ------------------------
+def test_resolve_device_falls_back_with_a_note(monkeypatch):
+    monkeypatch.setattr(device_mod, "available_devices", lambda: ["cpu"])
+    assert device_mod.resolve_device("cpu") == ("cpu", "")
+    assert device_mod.resolve_device("auto") == ("cpu", "")
+    dev, note = device_mod.resolve_device("cuda")
+    assert dev == "cpu" and "cuda is not available" in note
+    monkeypatch.setattr(device_mod, "available_devices", lambda: ["mps", "cpu"])
+    assert device_mod.resolve_device("mps", "float32") == ("mps", "")
+    dev, note = device_mod.resolve_device("mps", "float64")
+    assert dev == "cpu" and "mps has no float64" in note
+    with pytest.raises(ValueError, match="device"):
+        device_mod.resolve_device("tpu")
+    with pytest.raises(ValueError, match="dtype"):
+        device_mod.resolve_device("cpu", "float16")
+
+
+def test_experiments_fall_back_like_the_widgets(monkeypatch):
+    from attnlab.experiments.training import device_meta, run_device
+
+    monkeypatch.setattr(device_mod, "available_devices", lambda: ["cpu"])
+    dev, note = run_device("cuda")
+    assert dev == torch.device("cpu") and note
+    assert device_meta(dev, note) == {"device": "cpu", "device_note": note}
+    assert device_meta(*run_device("cpu")) == {"device": "cpu"}
+
+
+def test_make_generator_names_an_unavailable_device():
+    with pytest.raises(ValueError, match="device 'tpu'"):
+        attnlab.make_generator(0, "tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device 'cuda' is not available"):
+            attnlab.make_generator(0, device="cuda")
+    with pytest.raises(TypeError, match="device"):
+        attnlab.make_generator(0, device=[1])
+
+
+def test_limit_threads_restores_on_error_and_nests():
+    from attnlab._threads import limit_threads
+
+    n0 = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="boom"), limit_threads(1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == n0
+    with limit_threads(1):
+        with limit_threads(2):
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1
+        with limit_threads(None):
+            assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == n0
+    with pytest.raises(ValueError, match="k must be"):
+        with limit_threads(0):
+            pass
+
+
+def test_limit_threads_from_two_threads_keeps_the_setting():
+    """Thread A enters, B enters, A leaves while B is inside, B leaves: nobody changes the
+    setting under another thread's feet, and the original is back at the end."""
+    import threading
+
+    from attnlab._threads import limit_threads
+
+    torch.set_num_threads(2)
+    try:
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+        seen = {}
+
+        def a():
+            with limit_threads(1):
+                a_in.set()
+                b_in.wait(5)
+                seen["a"] = torch.get_num_threads()
+            a_out.set()
+
+        def b():
+            a_in.wait(5)
+            with limit_threads(2):  # A is inside: B leaves the setting alone
+                b_in.set()
+                a_out.wait(5)
+                seen["b"] = torch.get_num_threads()  # A has left, B still inside
+        ts = [threading.Thread(target=f) for f in (a, b)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(10)
+        assert seen == {"a": 1, "b": 1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(2)
+
+
+def test_one_adam_matches_torch_optim():
+    from attnlab._optim import Adam, Optimizer
+
+    g = torch.Generator().manual_seed(0)
+    p0 = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    grads = [torch.randn(3, 4, generator=g, dtype=torch.float64) for _ in range(5)]
+    ref = p0.clone().requires_grad_()
+    opt = torch.optim.Adam([ref], lr=0.1)
+    mine, eng = p0.clone().requires_grad_(), p0.clone()
+    ad = Adam([mine], 0.1)
+    en = Optimizer([eng], torch.full((3,), 0.1, dtype=torch.float64), "adam", (0.9, 0.999),
+                   1e-8)
+    for t, gr in enumerate(grads):
+        ref.grad, mine.grad = gr.clone(), gr.clone()
+        opt.step()
+        ad.step()
+        en.step([eng], [gr], t)
+    torch.testing.assert_close(mine.detach(), ref.detach(), rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(eng, ref.detach(), rtol=1e-13, atol=1e-15)

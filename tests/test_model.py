@@ -45,8 +45,10 @@ def test_init_scale_sets_the_spread():
     # 4096 draws each: sample std within 5 % of the requested scale
     np.testing.assert_allclose(p.W_Q.flatten(1).std(1).numpy(), [0.1, 3.0], rtol=0.05)
     np.testing.assert_allclose(p.W_V.flatten(1).std(1).numpy(), [2.0, 0.5], rtol=0.1)
-    z = al.init_params(H=1, D=4, d=2, init_scale=0.0, seed=0)
-    assert torch.count_nonzero(z.W_Q) == 0
+    # s = 0 is rejected (uniform attention, W_Q and W_K get no gradient): the widget's rule
+    for bad in (0.0, [0.5, 0.0], -1.0):
+        with pytest.raises(ValueError, match="init_scale"):
+            al.init_params(M=2, H=1, D=4, d=2, init_scale=bad, seed=0)
 
 
 @pytest.mark.parametrize("kernel", al.KERNELS)

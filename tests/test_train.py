@@ -63,7 +63,7 @@ def test_wide_sweeps_equal_separate_runs(kernel, normalize, pool):
     lrs = np.linspace(0.02, 0.2, M).tolist()
     p = al.init_params(M=M, H=H, D=D, d=d, init_scale=scales, value_scale=2.0, seed=10)
     y = al.random_targets(N, 1 if pool else n, seed=2).reshape(N, -1).squeeze(-1)
-    cfg = dict(kind=kernel, mask=None, scale=1 / math.sqrt(d), normalize=normalize,
+    cfg = dict(kind=kernel, kernel_ids=None, scale=1 / math.sqrt(d), normalize=normalize,
                pool=pool, trained=("W_Q",))
     yb = y.expand(M, *y.shape).contiguous()
     backend = make_backend(p.tensors(), X, yb, cfg, (torch.tensor(lrs, dtype=X.dtype), "gd",
@@ -334,3 +334,70 @@ def test_train_never_modifies_the_callers_params(optimizer, trained):
         assert torch.equal(p.tensors()[k], v), f"train() changed the caller's {k}"
     moved = max((h.params.tensors()[k] - before[k]).abs().max().item() for k in trained)
     assert moved > 0, "the returned params should differ from the initial ones"
+
+
+# --- the kernel table drives every backend ------------------------------------------------
+@pytest.fixture
+def third_kernel(monkeypatch):
+    """A third table row, the row-normalized Gaussian as its own kernel: one KernelSpec,
+    no other code (the gradient pieces come from its logit form)."""
+    from attnlab import _grad, kernels, model
+    from attnlab._logits import DISTANCE
+
+    spec = kernels.KernelSpec("gauss_rows", "Gaussian rows", "#2ca02c", DISTANCE,
+                              row_normalized=True)
+    monkeypatch.setitem(kernels.KERNEL_TABLE, spec.name, spec)
+    names = (*kernels.KERNELS, spec.name)
+    for mod in (kernels, model, _grad):
+        monkeypatch.setattr(mod, "KERNELS", names)
+    return spec.name
+
+
+@pytest.mark.parametrize("backend", [None, "autograd", "closed", "closed_small", "closed_wide"])
+def test_a_new_table_row_trains_on_every_backend(monkeypatch, third_kernel, backend):
+    trainer = importlib.import_module("attnlab.train")
+    monkeypatch.setattr(trainer, "_BACKEND", backend)
+    M = 16 if backend == "closed_wide" else 2
+    X = al.random_tokens(8, 4, 6, seed=1)
+    y = al.random_targets(8, 4, seed=2)
+    p = al.init_params(M=M, H=2, D=6, d=3, init_scale=0.8, seed=0)
+    kw = dict(train=("W_Q", "W_K", "W_V"), lr=0.05, steps=6, track_entropy=True)
+    new = al.train(p, X, y, kernel=third_kernel, **kw)
+    ref = al.train(p, X, y, kernel="gaussian", normalize=True, **kw)
+    for f in FIELDS:
+        np.testing.assert_array_equal(getattr(new, f), getattr(ref, f))
+    for k, v in ref.params.tensors().items():
+        assert torch.equal(new.params.tensors()[k], v), k
+
+
+def test_a_new_table_row_in_mixed_batches_and_gradients(third_kernel):
+    X = al.random_tokens(3, 4, 6, seed=1)
+    y = al.random_targets(3, 4, seed=2)
+    p = al.init_params(M=3, H=2, D=6, d=3, init_scale=0.8, seed=0)
+    kinds = ["gaussian", third_kernel, "softmax"]
+    kw = dict(train=("W_Q", "W_V"), lr=0.05, steps=5)
+    mixed = al.train(p, X, y, kernel=kinds, **kw)  # three kernels in one batch
+    for m, k in enumerate(kinds):
+        one = al.train(p.select(m), X, y, kernel=k, **kw)
+        _close(mixed.loss[m], one.loss[0], 1e-12)
+    W = p.select(0)
+    args = (X, W.W_Q[0], W.W_K[0], W.W_V[0, ..., 0], y)
+    torch.testing.assert_close(al.wq_gradient(*args, third_kernel),
+                               al.wq_gradient(*args, "gaussian", normalize=True),
+                               rtol=0, atol=0)
+
+
+def test_forward_and_train_share_their_input_checks():
+    X, y, p = _setup()
+    bad = [(dict(X=X[..., :3]), ValueError, "X must have shape"),
+           (dict(X=[[1.0]]), TypeError, "X must be"),
+           (dict(kernel="relu"), ValueError, "kernel"),
+           (dict(scale=0.0), ValueError, "scale"),
+           (dict(params={"W_Q": p.W_Q}), TypeError, "params")]
+    for change, err, msg in bad:
+        args = dict(params=p, X=X, kernel="softmax", scale=None) | change
+        with pytest.raises(err, match=msg):
+            al.forward(args["params"], args["X"], args["kernel"], scale=args["scale"])
+        with pytest.raises(err, match=msg):
+            al.train(args["params"], args["X"], y, kernel=args["kernel"], scale=args["scale"],
+                     train="W_V", lr=0.1, steps=1)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import attnlab.dynamics as phase
+import attnlab.device as attnlab_device
 from attnlab import available_devices
 from attnlab.dynamics import (
     RunConfig,
@@ -196,7 +196,7 @@ def test_device_list_has_only_available_devices():
 
 
 def test_missing_gpu_falls_back_to_cpu_with_a_note(monkeypatch):
-    monkeypatch.setattr(phase.run, "available_devices", lambda: ["cpu"])
+    monkeypatch.setattr(attnlab_device, "available_devices", lambda: ["cpu"])
     dev, note = resolve_device("cuda")
     assert dev == "cpu" and "not available" in note
     res = run_config(RunConfig(**{**SMALL, "device": "cuda", "steps": 2}))
@@ -207,7 +207,7 @@ def test_dashboard_asked_for_a_missing_gpu_trains_on_cpu_with_a_note(monkeypatch
     # the module, not the function ``attnlab.widgets.dashboard`` that shadows it
     dash_module = importlib.import_module("attnlab.widgets.dashboard")
 
-    monkeypatch.setattr(phase.run, "available_devices", lambda: ["cpu"])
+    monkeypatch.setattr(attnlab_device, "available_devices", lambda: ["cpu"])
     monkeypatch.setattr(dash_module, "available_devices", lambda: ["cpu"])
     d = small_dash(device="cuda")
     assert list(d.device.options) == ["cpu"] and d.device.value == "cpu"

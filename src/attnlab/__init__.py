@@ -4,7 +4,10 @@ Chapters import what they need from here; the public API is listed in ``__all__`
 documented in the book's API appendix. Subpackages:
 
 - ``attnlab.convex``: convex attention, the token group lasso and its solvers (Part I);
-- ``attnlab.dynamics``, ``attnlab.landscape``: the experiments of Part II;
+- ``attnlab.dynamics``: the experiments of Part II, one module per chapter, with one run
+  configuration (``RunConfig``) and one sweep over seeds (``sweep``);
+- ``attnlab.landscape``: loss landscapes along filter-normalized directions (Parts II, III);
+- ``attnlab.stats``: counts with Wilson intervals, medians with quantiles;
 - ``attnlab.data``: synthetic data and the real tasks (IMDB, Pathfinder, modular division);
 - ``attnlab.experiments``: the papers' experiments on real tasks (Part III), loaded on use;
 - ``attnlab.widgets``: live training dashboards (ipywidgets), loaded on use;
@@ -15,57 +18,16 @@ documented in the book's API appendix. Subpackages:
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
-from . import convex, data, dynamics, landscape
+from . import convex, data, dynamics, landscape, stats
 from .book import fmt, glue
 from .config import fast_mode, pick
-from .convex import (
-    ConvexFit,
-    HeadsResult,
-    beta_max,
-    dual_certificate,
-    dual_objective,
-    head_objective,
-    heads_to_Z,
-    primal_objective,
-    recover_heads,
-    regularization_path,
-    train_heads,
-)
-from .convex import fit as fit_convex
 from .data import random_targets, random_tokens, teacher_targets
 from .device import available_devices, get_device
 from .dynamics import (
-    PhaseResult,
     RunConfig,
-    RunResult,
-    SweepResult,
-    block_grad_norms,
-    conditioning_sweep,
-    config_problems,
-    curvature_lr,
-    freeze_comparison,
-    gaussian_trap_example,
-    gradient_check,
-    hull_barrier_example,
-    joint_run,
-    lstsq_floor,
-    phase_diagram,
-    pl_bound_along_trajectory,
     plot_history,
     plot_phase,
-    rate_check,
-    reachable_floor,
-    reachable_interval,
     run_config,
-    sigma_min_vs_scale,
-    sweep,
-    teacher_comparison,
-    teacher_runs,
-    teacher_vs_dim,
-    threshold_sweep,
-    two_stage,
-    wq_jacobian,
-    wq_run,
 )
 from .kernels import (
     KERNELS,
@@ -79,16 +41,7 @@ from .kernels import (
     softmax_kernel,
     wq_gradient,
 )
-from .landscape import (
-    LandscapeSlice,
-    filter_normalize,
-    landscape_slice,
-    loss_grid,
-    model_loss,
-    perturb,
-    random_direction,
-)
-from .model import PARAM_NAMES, Params, forward, init_params, stack_params
+from .model import Params, forward, init_params, stack_params
 from .seed import make_generator, seed_everything
 from .train import History, train
 
@@ -124,7 +77,6 @@ __all__ = [
     "seed_everything",
     # engine: kernels, model, trainer, data
     "KERNELS",
-    "PARAM_NAMES",
     "History",
     "Params",
     "attention_matrix",
@@ -143,59 +95,11 @@ __all__ = [
     "teacher_targets",
     "train",
     "wq_gradient",
-    # convex attention (Part I)
-    "ConvexFit",
-    "HeadsResult",
-    "beta_max",
-    "dual_certificate",
-    "dual_objective",
-    "fit_convex",
-    "head_objective",
-    "heads_to_Z",
-    "primal_objective",
-    "recover_heads",
-    "regularization_path",
-    "train_heads",
-    # gradient dynamics and landscapes (Part II)
-    "block_grad_norms",
-    "conditioning_sweep",
-    "curvature_lr",
-    "freeze_comparison",
-    "gaussian_trap_example",
-    "gradient_check",
-    "hull_barrier_example",
-    "joint_run",
-    "lstsq_floor",
-    "pl_bound_along_trajectory",
-    "rate_check",
-    "reachable_floor",
-    "reachable_interval",
-    "sigma_min_vs_scale",
-    "teacher_comparison",
-    "teacher_runs",
-    "teacher_vs_dim",
-    "threshold_sweep",
-    "two_stage",
-    "wq_jacobian",
-    "wq_run",
-    "LandscapeSlice",
-    "filter_normalize",
-    "landscape_slice",
-    "loss_grid",
-    "model_loss",
-    "perturb",
-    "random_direction",
-    # widgets and the functions under them
-    "PhaseResult",
+    # one run of Part II and its figures (the playground and the widgets)
     "RunConfig",
-    "RunResult",
-    "config_problems",
-    "phase_diagram",
     "plot_history",
     "plot_phase",
     "run_config",
-    "SweepResult",
-    "sweep",
     *_WIDGETS,
     # subpackages
     "checks",
@@ -204,5 +108,6 @@ __all__ = [
     "dynamics",
     "experiments",
     "landscape",
+    "stats",
     "widgets",
 ]

@@ -35,6 +35,10 @@ Closed-form gradients, with ``rho = dF/dZ`` and ``A_hkl = rho_k S_hkl (u_hl - Z_
     gaussian  dq_k = -sc sum_l A_kl (q_k - k_l)  dk_l = sc sum_k A_kl (q_k - k_l)
     values    du_l = sum_k rho_k S_kl,   then dW = sum over tokens x^T (dq | dk | du)
 
+The kernel-specific pieces (logits per layout, the own-vector term of the distance
+derivative, pre-scaled keys) come from ``KERNEL_TABLE[kind].logits`` (``attnlab._logits``);
+whether ``A`` is centered from ``KernelSpec.normalizes``. No backend branches on a name.
+
 All backends are compared with each other and with independent references in the tests.
 """
 
@@ -42,8 +46,9 @@ from __future__ import annotations
 
 import torch
 
-from .kernels import _project, _sqdist_t
-from .model import forward_core
+from ._optim import Optimizer
+from .kernels import KERNEL_TABLE, KERNELS, _project
+from .model import MIXED, forward_core
 
 # Above this many elements in the (M, H, d, n, n, N) broadcast, use the GEMM backend.
 SMALL_MAX_NUMEL = 1 << 22
@@ -53,29 +58,10 @@ WIDE_MIN_MODELS = 16
 _PROJ = ("W_Q", "W_K", "W_V")
 
 
-class Optimizer:
-    """Full-batch GD or Adam with a per-model learning rate ``lr`` (M,)."""
-
-    def __init__(self, tensors, lr, name, betas, eps):
-        self.lr_views = [lr.view((-1,) + (1,) * (t.ndim - 1)) for t in tensors]
-        self.name, self.betas, self.eps = name, betas, eps
-        if name == "adam":
-            self.m1 = [torch.zeros_like(t) for t in tensors]
-            self.m2 = [torch.zeros_like(t) for t in tensors]
-
-    @torch.no_grad()
-    def step(self, tensors, grads, step):
-        if self.name == "gd":
-            for t, g, lr in zip(tensors, grads, self.lr_views, strict=True):
-                t.sub_(lr * g)
-            return
-        b1, b2 = self.betas
-        c1, c2 = 1 - b1 ** (step + 1), 1 - b2 ** (step + 1)
-        for t, g, lr, m1, m2 in zip(tensors, grads, self.lr_views, self.m1, self.m2,
-                                    strict=True):
-            m1.mul_(b1).add_(g, alpha=1 - b1)
-            m2.mul_(b2).addcmul_(g, g, value=1 - b2)
-            t.sub_(lr * (m1 / c1) / ((m2 / c2).sqrt_().add_(self.eps)))
+def _kernel_pieces(cfg):
+    """The kernel's logit form and whether ``S = softmax(L)`` (values centered in ``A``)."""
+    spec = KERNEL_TABLE[cfg["kind"]]
+    return spec.logits, spec.normalizes(cfg["normalize"])
 
 
 def _sq_norm(grads):
@@ -100,7 +86,8 @@ class Autograd(_StandardLayout):
     def __init__(self, W, X, y, cfg, opt):
         self.W = {k: v.detach().clone() for k, v in W.items()}
         self.train_list = [self.W[k].requires_grad_(True) for k in cfg["trained"]]
-        self.args = (X, cfg["kind"], cfg["mask"], cfg["scale"], cfg["normalize"], cfg["pool"])
+        self.args = (X, cfg["kind"], cfg["kernel_ids"], cfg["scale"], cfg["normalize"],
+                     cfg["pool"])
         self.y = y
         self.opt = Optimizer(self.train_list, *opt)
 
@@ -130,8 +117,9 @@ class ClosedForm(_StandardLayout):
         self.W = {k: v.detach().clone() for k, v in W.items()}
         self.trained = cfg["trained"]
         self.train_list = [self.W[k] for k in self.trained]
-        self.X, self.y, self.kind, self.sc = X, y, cfg["kind"], cfg["scale"]
-        self.normalize, self.pool = cfg["normalize"], cfg["pool"]
+        self.X, self.y, self.sc = X, y, cfg["scale"]
+        self.logits, self.centered = _kernel_pieces(cfg)
+        self.pool = cfg["pool"]
         self.n = X.shape[-2]
         self.cache = {nm: self._proj(nm) for nm in _PROJ if nm not in self.trained}
         self.opt = Optimizer(self.train_list, *opt)
@@ -140,7 +128,7 @@ class ClosedForm(_StandardLayout):
         P = _project(self.X, self.W[nm])  # (M, H, N, n, e)
         if nm == "W_V":
             return P.squeeze(-1)
-        if nm == "W_K" and self.kind == "softmax":
+        if nm == "W_K" and self.logits.prescale_keys:
             return P * self.sc  # pre-scaled keys: logits = Q @ Ks^T
         return P
 
@@ -153,33 +141,24 @@ class ClosedForm(_StandardLayout):
     @torch.no_grad()
     def evaluate(self):
         Q, K, u = (self.cache[nm] if nm in self.cache else self._proj(nm) for nm in _PROJ)
-        if self.kind == "softmax":
-            S = torch.softmax(Q @ K.transpose(-1, -2), dim=-1)
-        else:
-            L = _sqdist_t(Q, K).mul_(-0.5 * self.sc)
-            S = torch.softmax(L, dim=-1) if self.normalize else L.exp_()
+        L = self.logits.gemm(Q, K, self.sc)
+        S = torch.softmax(L, dim=-1) if self.centered else L.exp_()
         Zh = (S @ u.unsqueeze(-1)).squeeze(-1)  # (M, H, N, n)
         f, rho = _residual(Zh.sum(1), self.y, -1 if self.pool else None, self.n)
         rho = rho.unsqueeze(1)  # (M, 1, N, n): same for every head
         grads = []
         if "W_Q" in self.trained or "W_K" in self.trained:
-            if self.kind == "softmax" or self.normalize:
+            if self.centered:
                 A = S * (u.unsqueeze(-2) - Zh.unsqueeze(-1))
             else:
                 A = S * u.unsqueeze(-2)
             A.mul_(rho.unsqueeze(-1))
             At = A.transpose(-1, -2)
             if "W_Q" in self.trained:
-                if self.kind == "softmax":
-                    gQ = A @ K  # K is pre-scaled
-                else:
-                    gQ = (A @ K).sub_(A.sum(-1, keepdim=True) * Q).mul_(self.sc)
+                gQ = self.logits.finish_q(A @ K, lambda: A.sum(-1, keepdim=True), Q, self.sc)
                 grads.append(self._xt(gQ))
             if "W_K" in self.trained:
-                if self.kind == "softmax":
-                    gK = (At @ Q).mul_(self.sc)
-                else:
-                    gK = (At @ Q).sub_(At.sum(-1, keepdim=True) * K).mul_(self.sc)
+                gK = self.logits.finish_k(At @ Q, lambda: At.sum(-1, keepdim=True), K, self.sc)
                 grads.append(self._xt(gK))
         if "W_V" in self.trained:
             grads.append(self._xt(S.transpose(-1, -2) @ rho.unsqueeze(-1)))
@@ -203,8 +182,9 @@ class ClosedFormSmall:
     """
 
     def __init__(self, W, X, y, cfg, opt):
-        self.kind, self.sc = cfg["kind"], cfg["scale"]
-        self.normalize, self.pool, self.trained = cfg["normalize"], cfg["pool"], cfg["trained"]
+        self.sc = cfg["scale"]
+        self.logits, self.centered = _kernel_pieces(cfg)
+        self.pool, self.trained = cfg["pool"], cfg["trained"]
         self.N, self.n, D = X.shape[-3], X.shape[-2], X.shape[-1]
         self.M, self.H = W["W_Q"].shape[:2]
         # tokens as (nN, D) rows ordered (k, i); and the transpose for projections
@@ -220,7 +200,7 @@ class ClosedFormSmall:
         self.tokenspace = opt[1] == "gd" and self.n * self.N <= 2 * D
         self.P = {nm: self._proj_raw(nm) for nm in _PROJ}  # current projections
         self.E = {nm: _to_e(self.P[nm]) for nm in _PROJ if nm not in self.trained}
-        if self.kind == "softmax" and "W_K" in self.E:
+        if self.logits.prescale_keys and "W_K" in self.E:
             self.E["W_K"].mul_(self.sc)  # frozen keys pre-scaled: logits = Q . Ks
         if self.tokenspace:
             self.gram = self.Xr @ self.Xc  # (nN, nN) or (M, nN, nN)
@@ -258,7 +238,7 @@ class ClosedFormSmall:
         if not self.tokenspace:  # weights changed: re-project
             self.P[nm] = self._proj_raw(nm)
         E = _to_e(self.P[nm])
-        if nm == "W_K" and self.kind == "softmax":
+        if nm == "W_K" and self.logits.prescale_keys:
             E.mul_(self.sc)
         return E
 
@@ -267,11 +247,8 @@ class ClosedFormSmall:
         Q, K, u = (self._current(nm) for nm in _PROJ)  # (e, n, M, H, N)
         u = u[0]  # (n_j, M, H, N)
         Qb, Kb = Q.unsqueeze(2), K.unsqueeze(1)  # (d, n_k, 1, ...), (d, 1, n_j, ...)
-        if self.kind == "softmax":
-            S = torch.softmax((Qb * Kb).sum(0), dim=1)  # K is pre-scaled
-        else:
-            L = (Qb - Kb).square_().sum(0).mul_(-0.5 * self.sc)
-            S = torch.softmax(L, dim=1) if self.normalize else L.exp_()
+        L = self.logits.bcast(Qb, Kb, self.sc)  # (n_k, n_j, M, H, N)
+        S = torch.softmax(L, dim=1) if self.centered else L.exp_()
         ub = u.unsqueeze(0)  # (1, n_j, M, H, N)
         Zh = (S * ub).sum(1)  # (n_k, M, H, N)
         out = Zh.sum(2)  # (n, M, N)
@@ -286,7 +263,7 @@ class ClosedFormSmall:
         rho = rho.unsqueeze(1).unsqueeze(3)  # (n_k, 1, M, 1, N)
         grads = []
         if "W_Q" in self.trained or "W_K" in self.trained:
-            if self.kind == "softmax" or self.normalize:
+            if self.centered:
                 A = (ub - Zh.unsqueeze(1)).mul_(S)
             else:
                 A = S * ub
@@ -294,14 +271,12 @@ class ClosedFormSmall:
             Ab = A.unsqueeze(0)  # (1, n_k, n_j, M, H, N)
             if "W_Q" in self.trained:
                 gQ = (Ab * Kb).sum(2)  # (d, n_k, M, H, N)
-                if self.kind == "gaussian":
-                    gQ.sub_(A.sum(1).unsqueeze(0) * Q).mul_(self.sc)
+                gQ = self.logits.finish_q(gQ, lambda: A.sum(1).unsqueeze(0), Q, self.sc)
                 grads.append(_to_e(gQ))
             if "W_K" in self.trained:
                 gK = (Ab * Qb).sum(1)  # (d, n_j, M, H, N)
-                if self.kind == "gaussian":
-                    gK.sub_(A.sum(0).unsqueeze(0) * K)
-                grads.append(_to_e(gK.mul_(self.sc)))
+                gK = self.logits.finish_k(gK, lambda: A.sum(0).unsqueeze(0), K, self.sc)
+                grads.append(_to_e(gK))
         if "W_V" in self.trained:
             grads.append(_to_e((S * rho).sum(0).unsqueeze(0)))  # (1, n_j, M, H, N)
         self.tok_grads, self.gram_grads, self.w_grads = grads, None, None
@@ -377,8 +352,9 @@ class ClosedFormWide:
     def __init__(self, W, X, y, cfg, opt):
         if X.ndim != 3 or opt[1] != "gd":
             raise ValueError("ClosedFormWide needs a shared X (N, n, D) and optimizer 'gd'")
-        self.kind, self.sc = cfg["kind"], cfg["scale"]
-        self.normalize, self.pool, self.trained = cfg["normalize"], cfg["pool"], cfg["trained"]
+        self.sc = cfg["scale"]
+        self.logits, self.centered = _kernel_pieces(cfg)
+        self.pool, self.trained = cfg["pool"], cfg["trained"]
         N, n, D = X.shape
         M, H = W["W_Q"].shape[:2]
         self.N, self.n, self.M, self.H = N, n, M, H
@@ -394,7 +370,7 @@ class ClosedFormWide:
         self.L, self.tmp, self.A = (like.new_empty((n, n, N, H, M)) for _ in range(3))
         self.g = {k: torch.empty_like(self.P[k]) for k in self.trained}
         Q, K = self.P["W_Q"], self.P["W_K"]
-        if self.kind == "softmax":  # logits = Q . Ks with pre-scaled keys
+        if self.logits.prescale_keys:  # logits = Q . Ks with pre-scaled keys
             self.Ks = K * self.sc if "W_K" not in self.trained else torch.empty_like(K)
             K = self.Ks
         self.K = K
@@ -412,29 +388,13 @@ class ClosedFormWide:
         Wl = W.permute(2, 3, 1, 0).reshape(D, e * H * M)
         return (self.Xr @ Wl).view(self.n, self.N, e, H, M)
 
-    def _logits(self):
-        """L[k, j] = <q_k, k_j> (softmax, K pre-scaled) or -sc/2 ||q_k - k_j||^2."""
-        L = self.L
-        if self.kind == "softmax":
-            torch.mul(self.q_k[0], self.k_j[0], out=L)
-            for q, k in zip(self.q_k[1:], self.k_j[1:], strict=True):
-                L.addcmul_(q, k)
-            return L
-        diff = self.tmp
-        L.zero_()
-        for q, k in zip(self.q_k, self.k_j, strict=True):
-            # differences first: no cancellation as in |q|^2 + |k|^2 - 2 q.k
-            torch.sub(q, k, out=diff)
-            L.addcmul_(diff, diff)
-        return L.mul_(-0.5 * self.sc)
-
     @torch.no_grad()
     def evaluate(self):
-        if self.kind == "softmax" and "W_K" in self.trained:
+        if self.logits.prescale_keys and "W_K" in self.trained:
             torch.mul(self.P["W_K"], self.sc, out=self.Ks)
         Q, K, u = self.P["W_Q"], self.K, self.P["W_V"][:, :, 0]  # u (n_j, N, H, M)
-        S = self._logits()
-        if self.kind == "softmax" or self.normalize:  # row softmax over dim 1, in place
+        S = self.logits.loop(self.q_k, self.k_j, self.sc, self.L, self.tmp)  # (n_k, n_j, ...)
+        if self.centered:  # row softmax over dim 1, in place
             S.sub_(S.amax(1, keepdim=True)).exp_()
             S.div_(S.sum(1, keepdim=True))
         else:
@@ -454,7 +414,7 @@ class ClosedFormWide:
         grads = []
         if "W_Q" in self.trained or "W_K" in self.trained:
             A = self.A
-            if self.kind == "softmax" or self.normalize:
+            if self.centered:
                 torch.sub(ub, Zh.unsqueeze(1), out=A).mul_(S)
             else:
                 torch.mul(S, ub, out=A)
@@ -463,16 +423,12 @@ class ClosedFormWide:
                 gQ = torch.mul(self.A_j[0], self.K_j[0], out=self.g["W_Q"])
                 for a, k in zip(self.A_j[1:], self.K_j[1:], strict=True):
                     gQ.addcmul_(a, k)
-                if self.kind == "gaussian":
-                    gQ.sub_(A.sum(1).unsqueeze(2) * Q).mul_(self.sc)
-                grads.append(gQ)
+                grads.append(self.logits.finish_q(gQ, lambda: A.sum(1).unsqueeze(2), Q, self.sc))
             if "W_K" in self.trained:  # gK[j] = sum_k A[k, j] q_k
                 gK = torch.mul(self.A_k[0], self.Q_k[0], out=self.g["W_K"])
                 for a, q in zip(self.A_k[1:], self.Q_k[1:], strict=True):
                     gK.addcmul_(a, q)
-                if self.kind == "gaussian":
-                    gK.sub_(A.sum(0).unsqueeze(2) * K)
-                grads.append(gK.mul_(self.sc))
+                grads.append(self.logits.finish_k(gK, lambda: A.sum(0).unsqueeze(2), K, self.sc))
         if "W_V" in self.trained:
             gV = self.g["W_V"]
             torch.sum(torch.mul(S, rho, out=self.tmp), 0, out=gV.squeeze(2))
@@ -514,20 +470,22 @@ class ClosedFormWide:
 
 
 class ByKernel:
-    """A mixed-kernel batch as two closed-form backends, one per kernel (models are
-    independent, so grouping changes nothing but speed); results in the original order."""
+    """A mixed-kernel batch as one closed-form backend per kernel (models are independent,
+    so grouping changes nothing but speed); results in the original order."""
 
     def __init__(self, W, X, y, cfg, opt, force):
-        mask = cfg["mask"].to(W["W_Q"].device)
-        self.idx = [torch.nonzero(~mask).squeeze(1), torch.nonzero(mask).squeeze(1)]
-        self.order = torch.argsort(torch.cat(self.idx))
+        ids = cfg["kernel_ids"].to(W["W_Q"].device)
+        groups = [(kernel, torch.nonzero(ids == k).squeeze(1))
+                  for k, kernel in enumerate(KERNELS)]
+        groups = [(kernel, idx) for kernel, idx in groups if idx.numel()]
+        self.order = torch.argsort(torch.cat([idx for _, idx in groups]))
         self.parts = []
-        for kind, idx in zip(("softmax", "gaussian"), self.idx, strict=True):
+        for kind, idx in groups:
             sub = lambda t, idx=idx: t.index_select(0, idx)
             Xs = sub(X) if X.ndim == 4 else X
             lr, *rest = opt
             self.parts.append(make_backend({k: sub(v) for k, v in W.items()}, Xs, sub(y),
-                                           dict(cfg, kind=kind, mask=None),
+                                           dict(cfg, kind=kind, kernel_ids=None),
                                            (sub(lr), *rest), force))
 
     def _cat(self, ts):
@@ -556,12 +514,13 @@ BACKENDS = {"autograd": Autograd, "closed": ClosedForm, "closed_small": ClosedFo
 def make_backend(W, X, y, cfg, opt, force=None):
     """Pick the fastest backend that supports the model (``force`` overrides).
 
-    ``cfg``: dict with kind, mask, scale, normalize, pool, trained; ``opt``: (lr, name,
+    ``cfg``: dict with kind (a kernel name or ``MIXED``), kernel_ids (``(M,)`` indices into
+    ``KERNELS`` for a mixed batch, else None), scale, normalize, pool, trained; ``opt``: (lr, name,
     betas, eps).
     """
     if force == "autograd" or W.get("W_O") is not None:
         return Autograd(W, X, y, cfg, opt)
-    if cfg["kind"] == "mixed":
+    if cfg["kind"] == MIXED:
         return ByKernel(W, X, y, cfg, opt, force)
     if force is None:
         M, H, _, d = W["W_Q"].shape

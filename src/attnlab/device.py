@@ -12,9 +12,10 @@ import torch
 
 from ._validate import check_choice
 
-__all__ = ["available_devices", "get_device"]
+__all__ = ["available_devices", "get_device", "resolve_device", "DTYPES"]
 
 _KINDS = ("auto", "cpu", "cuda", "mps")
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def available_devices() -> list[str]:
@@ -64,3 +65,21 @@ def get_device(
     if isinstance(device, str) and ":" in device and device.startswith(kind):
         return torch.device(device)
     return torch.device(kind)
+
+
+def resolve_device(device: str, dtype: str = "float64") -> tuple[str, str]:
+    """Return ``(device, note)``: the device to use and why it differs from the request.
+
+    A device that is not available here (e.g. ``"cuda"`` without a GPU) falls back to the
+    CPU, and so does ``"mps"`` with float64 (MPS has no float64); the note says so.
+    ``"auto"`` picks the best available device. Unlike :func:`get_device` this never
+    raises for an unavailable device: widgets and experiments run on, and show the note.
+    """
+    check_choice("device", device, _KINDS)
+    check_choice("dtype", dtype, tuple(DTYPES))
+    if device != "auto" and device not in available_devices():
+        return "cpu", f"{device} is not available on this machine, so this runs on the CPU."
+    dev = get_device(device, dtype=DTYPES[dtype]).type
+    if dev != device and device != "auto":
+        return dev, f"{device} has no {dtype}, so this runs on the {dev.upper()}."
+    return dev, ""

@@ -19,19 +19,22 @@ ordered ``(i, k)``, columns ``(h, D)``) makes the model linear in ``W_V``:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ._validate import check_array, check_choice, check_finite, check_real
+from ._arrays import back, to_torch
+from ._logits import DISTANCE, DOT, LogitForm, _sqdist_t  # noqa: F401 (_sqdist_t re-exported)
+from ._validate import check_choice, check_finite, check_int, check_real
 
 __all__ = [
     "KERNELS",
     "KERNEL_CHOICES",
     "KERNEL_TABLE",
+    "DEFAULT_KERNEL",
     "KernelSpec",
     "expand_kernels",
     "nn_threshold",
@@ -51,36 +54,11 @@ __all__ = [
 KERNELS: tuple[str, ...]
 BOTH = "both"  # every kernel of the table, side by side
 
-# Above this many elements the Gaussian distance uses the clamped expansion instead of the
-# (exact but memory-hungry) broadcast difference q_k - k_j.
-_DIFF_MAX_NUMEL = 1 << 24
-
 Array = Any  # np.ndarray | torch.Tensor
 
 
 # ----------------------------------------------------------------------------- conversion
-def _to_torch(arrays: dict[str, Any]) -> tuple[list[torch.Tensor], bool]:
-    """Convert named arrays to tensors of one common float dtype and device.
-
-    Returns the tensors and ``True`` when the caller should return NumPy (no torch input).
-    """
-    for name, x in arrays.items():
-        check_array(name, x)
-    any_torch = any(isinstance(x, torch.Tensor) for x in arrays.values())
-    ts = [x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
-          for x in arrays.values()]
-    dtype = ts[0].dtype
-    for t in ts[1:]:
-        dtype = torch.promote_types(dtype, t.dtype)
-    if not dtype.is_floating_point:
-        dtype = torch.float64
-    device = next((t.device for t in ts if t.device.type != "cpu"), torch.device("cpu"))
-    ts = [t.to(device=device, dtype=dtype) for t in ts]
-    return ts, not any_torch
-
-
-def _back(t: torch.Tensor, numpy_out: bool) -> Array:
-    return t.detach().cpu().numpy() if numpy_out else t
+_to_torch, _back = to_torch, back  # NumPy in, NumPy out (see attnlab._arrays)
 
 
 def _default_scale(scale: float | None, d: int) -> float:
@@ -90,67 +68,55 @@ def _default_scale(scale: float | None, d: int) -> float:
 
 
 # ----------------------------------------------------------------------------- kernels
-def _softmax_t(Q: torch.Tensor, K: torch.Tensor, scale: float) -> torch.Tensor:
-    # torch.softmax subtracts the row max: stable for any logit size.
-    return torch.softmax(scale * (Q @ K.transpose(-1, -2)), dim=-1)
-
-
-def _sqdist_t(Q: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """||q_k - k_j||^2, (..., n, n); difference form (no cancellation) when it fits."""
-    n_q, n_k, d = Q.shape[-2], K.shape[-2], Q.shape[-1]
-    batch = Q.numel() // max(n_q * d, 1)
-    if batch * n_q * n_k * d <= _DIFF_MAX_NUMEL:
-        return (Q.unsqueeze(-2) - K.unsqueeze(-3)).square().sum(-1)
-    q2 = Q.square().sum(-1, keepdim=True)
-    k2 = K.square().sum(-1).unsqueeze(-2)
-    return (q2 + k2 - 2.0 * (Q @ K.transpose(-1, -2))).clamp_min(0.0)
-
-
-def _gaussian_t(Q: torch.Tensor, K: torch.Tensor, scale: float, normalize: bool) -> torch.Tensor:
-    logits = (-0.5 * scale) * _sqdist_t(Q, K)
-    if normalize:
-        return torch.softmax(logits, dim=-1)
-    return torch.exp(logits)
-
-
-def _kernel_t(Q: torch.Tensor, K: torch.Tensor, kernel: str, scale: float,
-              normalize: bool) -> torch.Tensor:
-    return KERNEL_TABLE[kernel].forward(Q, K, scale, normalize)
-
-
 @dataclass(frozen=True)
 class KernelSpec:
     """One row of the kernel table.
 
     ``name`` is the key used everywhere (``kernel="softmax"``); ``display`` the label of
-    widgets and figures; ``color`` its colour in every figure; ``forward(Q, K, scale,
-    normalize)`` the attention matrix ``(..., n, n)`` from ``Q, K`` (``(..., n, d)``);
-    ``row_normalized`` whether rows sum to 1 without ``normalize``; ``step_rule`` the default
-    step rule when ``W_Q`` is trained (``"curvature"``: ``c / lambda_max(J_0 J_0^T)``).
+    widgets and figures; ``color`` its colour in every figure; ``logits`` its
+    :class:`~attnlab._logits.LogitForm` (logits from ``Q, K`` and the pieces of their
+    derivative that the closed-form gradients use); ``row_normalized`` whether the rows of
+    ``S`` sum to 1 without ``normalize`` (``S = softmax(L)``, else ``S = exp(L)``);
+    ``step_rule`` the default step rule when ``W_Q`` is trained (``"curvature"``:
+    ``c / lambda_max(J_0 J_0^T)``). Adding a kernel: one row here (and a ``LogitForm`` for
+    new logits).
     """
 
     name: str
     display: str
     color: str
-    forward: Callable[[torch.Tensor, torch.Tensor, float, bool], torch.Tensor]
+    logits: LogitForm
     row_normalized: bool
     step_rule: str = "curvature"
 
+    def normalizes(self, normalize: bool) -> bool:
+        """Whether ``S = softmax(L)`` (rows sum to 1) under the option ``normalize``; then
+        the gradient of the row normalization centers the values (``u_j - Z_k``)."""
+        return self.row_normalized or normalize
 
-def _softmax_forward(Q: torch.Tensor, K: torch.Tensor, scale: float, normalize: bool
-                     ) -> torch.Tensor:
-    return _softmax_t(Q, K, scale)  # rows already sum to 1: normalize changes nothing
+    def forward(self, Q: torch.Tensor, K: torch.Tensor, scale: float,
+                normalize: bool) -> torch.Tensor:
+        """The attention matrix ``(..., n, n)`` from ``Q, K`` (``(..., n, d)``)."""
+        L = self.logits.logits(Q, K, scale)
+        # torch.softmax subtracts the row max: stable for any logit size.
+        return torch.softmax(L, dim=-1) if self.normalizes(normalize) else torch.exp(L)
 
 
 KERNEL_TABLE: dict[str, KernelSpec] = {
     spec.name: spec
     for spec in (
-        KernelSpec("softmax", "Softmax", "#1f77b4", _softmax_forward, row_normalized=True),
-        KernelSpec("gaussian", "Gaussian", "#d62728", _gaussian_t, row_normalized=False),
+        KernelSpec("softmax", "Softmax", "#1f77b4", DOT, row_normalized=True),
+        KernelSpec("gaussian", "Gaussian", "#d62728", DISTANCE, row_normalized=False),
     )
 }
 KERNELS = tuple(KERNEL_TABLE)
 KERNEL_CHOICES = (*KERNELS, BOTH)
+DEFAULT_KERNEL = KERNELS[0]  # the default of every ``kernel=`` argument
+
+
+def _kernel_t(Q: torch.Tensor, K: torch.Tensor, kernel: str, scale: float,
+              normalize: bool) -> torch.Tensor:
+    return KERNEL_TABLE[kernel].forward(Q, K, scale, normalize)
 
 
 def expand_kernels(kernel: str | Sequence[str], name: str = "kernel") -> tuple[str, ...]:
@@ -171,8 +137,6 @@ def expand_kernels(kernel: str | Sequence[str], name: str = "kernel") -> tuple[s
 def nn_threshold(N: int, n: int, H: int) -> float:
     """The embedding dimension ``D* = N n / H`` where ``H D = N n``: the feature matrix
     ``C`` (``(N n, H D)``) can have full row rank only for ``D >= D*``."""
-    from ._validate import check_int
-
     N, n, H = (check_int(k, v, min=1) for k, v in (("N", N), ("n", n), ("H", H)))
     return N * n / H
 
@@ -185,7 +149,8 @@ def softmax_kernel(Q: Array, K: Array, scale: float | None = None) -> Array:
     """
     (Q, K), np_out = _to_torch({"Q": Q, "K": K})
     _check_qk(Q, K)
-    return _back(_softmax_t(Q, K, _default_scale(scale, Q.shape[-1])), np_out)
+    L = DOT.logits(Q, K, _default_scale(scale, Q.shape[-1]))
+    return _back(torch.softmax(L, dim=-1), np_out)
 
 
 def gaussian_kernel(Q: Array, K: Array, scale: float | None = None,
@@ -198,8 +163,8 @@ def gaussian_kernel(Q: Array, K: Array, scale: float | None = None,
     """
     (Q, K), np_out = _to_torch({"Q": Q, "K": K})
     _check_qk(Q, K)
-    S = _gaussian_t(Q, K, _default_scale(scale, Q.shape[-1]), bool(normalize))
-    return _back(S, np_out)
+    L = DISTANCE.logits(Q, K, _default_scale(scale, Q.shape[-1]))
+    return _back(torch.softmax(L, dim=-1) if normalize else torch.exp(L), np_out)
 
 
 def row_stochastic(logits: Array) -> Array:
@@ -284,14 +249,14 @@ def _setup(kernel: str, arrays: dict[str, Any]):
     return _to_torch(arrays)
 
 
-def attention_matrix(X: Array, W_Q: Array, W_K: Array, kernel: str = "softmax", *,
+def attention_matrix(X: Array, W_Q: Array, W_K: Array, kernel: str = DEFAULT_KERNEL, *,
                      scale: float | None = None, normalize: bool = False) -> Array:
     """Attention matrices of every head and sequence.
 
     Args:
         X: tokens ``(N, n, D)``, or ``(M, N, n, D)`` per model.
         W_Q, W_K: ``(H, D, d)``, or ``(M, H, D, d)`` for ``M`` batched models.
-        kernel: ``"softmax"`` or ``"gaussian"``.
+        kernel: a name of :data:`KERNELS` (``"softmax"`` or ``"gaussian"``).
         scale: logit scale, default ``1/sqrt(d)``. normalize: row-normalize the Gaussian.
 
     Returns:
@@ -304,7 +269,7 @@ def attention_matrix(X: Array, W_Q: Array, W_K: Array, kernel: str = "softmax", 
     return _back(S, np_out)
 
 
-def layer_output(X: Array, W_Q: Array, W_K: Array, W_V: Array, kernel: str = "softmax", *,
+def layer_output(X: Array, W_Q: Array, W_K: Array, W_V: Array, kernel: str = DEFAULT_KERNEL, *,
                  scale: float | None = None, normalize: bool = False) -> Array:
     """Outputs of the single layer, value dim 1, ``W_O`` merged into ``W_V``.
 
@@ -325,7 +290,7 @@ def layer_output(X: Array, W_Q: Array, W_K: Array, W_V: Array, kernel: str = "so
     return _back(out, np_out)
 
 
-def feature_matrix(X: Array, W_Q: Array, W_K: Array, kernel: str = "softmax", *,
+def feature_matrix(X: Array, W_Q: Array, W_K: Array, kernel: str = DEFAULT_KERNEL, *,
                    scale: float | None = None, normalize: bool = False) -> Array:
     """Feature matrix ``C`` with ``vec(outputs) = C vec(W_V)`` for fixed ``W_Q, W_K``.
 
@@ -392,19 +357,16 @@ def _token_grads(X, W_Q, W_K, W_V, y, kernel, scale, normalize):
     u = _values(X, _squeeze_wv(W_V, W_Q))  # (..., H, N, n)
     Zh = (S @ u.unsqueeze(-1)).squeeze(-1)  # (..., H, N, n)
     r = Zh.sum(-3) - y  # (..., N, n)
-    if kernel == "softmax" or normalize:
+    spec = KERNEL_TABLE[kernel]
+    if spec.normalizes(normalize):
         A = S * (u.unsqueeze(-2) - Zh.unsqueeze(-1))  # (..., H, N, n, n): S_kj (u_j - Z_k)
     else:
         A = S * u.unsqueeze(-2)
-    if kernel == "softmax":
-        g = sc * (A @ K)
-    else:  # sum_j A_kj (q_k - k_j) = (sum_j A_kj) q_k - A @ K
-        g = -sc * (A.sum(-1, keepdim=True) * Q - A @ K)
-    return g, r
+    return spec.logits.query_grad(A, Q, K, sc), r
 
 
 def wq_gradient(X: Array, W_Q: Array, W_K: Array, W_V: Array, y: Array,
-                kernel: str = "softmax", *, scale: float | None = None,
+                kernel: str = DEFAULT_KERNEL, *, scale: float | None = None,
                 normalize: bool = False) -> Array:
     """Closed-form gradient of ``f = 1/2 sum_{i,k} (out_ik - y_ik)^2`` w.r.t. ``W_Q``.
 
@@ -430,7 +392,7 @@ def wq_gradient(X: Array, W_Q: Array, W_K: Array, W_V: Array, y: Array,
 
 
 def pl_lower_bound(X: Array, W_Q: Array, W_K: Array, W_V: Array, y: Array,
-                   kernel: str = "softmax", *, scale: float | None = None,
+                   kernel: str = DEFAULT_KERNEL, *, scale: float | None = None,
                    normalize: bool = False) -> tuple[Array, Array]:
     """Both sides of the Schur PL bound for ``W_Q``-only training (gd-dynamics.md §2).
 

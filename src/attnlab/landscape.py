@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ._validate import check_array, check_choice, check_int, check_real
+from .kernels import DEFAULT_KERNEL
 from .model import PARAM_NAMES, Params, forward
 
 # NumPy array or torch tensor (functions convert as needed).
@@ -80,7 +81,7 @@ def model_loss(
     params: Params,
     X: ArrayLike,
     y: ArrayLike,
-    kernel: str | Sequence[str] = "softmax",
+    kernel: str | Sequence[str] = DEFAULT_KERNEL,
     *,
     normalize: bool = False,
 ) -> np.ndarray:
@@ -253,7 +254,7 @@ def landscape_slice(
     params: Params,
     X: ArrayLike,
     y: ArrayLike,
-    kernel: str = "softmax",
+    kernel: str = DEFAULT_KERNEL,
     *,
     names: Sequence[str] | None = None,
     span: float = 1.0,

@@ -28,13 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._arrays import to_numpy, to_tensor
 from ._validate import check_array, check_choice, check_finite, check_int, check_real
 from .device import get_device
-from .kernels import KERNELS, _gaussian_t, _project, _softmax_t
+from .kernels import DEFAULT_KERNEL, KERNEL_TABLE, KERNELS, _project
 
 __all__ = ["Params", "init_params", "forward", "stack_params", "PARAM_NAMES"]
 
 PARAM_NAMES = ("W_Q", "W_K", "W_V", "W_O")
+MIXED = "mixed"  # the kind of a batch whose models use different kernels
 
 
 @dataclass
@@ -124,7 +126,7 @@ def _per_model(name: str, value: Any, M: int, *, kind: str = "real",
                min: float | None = None, strict_min: bool = False) -> list:
     """A scalar broadcast to M values, or a length-M sequence checked element-wise."""
     if isinstance(value, (np.ndarray, torch.Tensor)):
-        value = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+        value = to_numpy(value)
         value = value.tolist() if value.ndim else value.item()
     if isinstance(value, (list, tuple)):
         if len(value) != M:
@@ -167,7 +169,7 @@ def init_params(*, M: int = 1, H: int, D: int | Sequence[int], d: int,
         M: number of independent models (>= 1).
         H, d, d_v: heads, head dimension, value dimension (``d_v > 1`` needs ``out_proj``).
         D: embedding dimension, or one per model (zero-padded to the largest, see module doc).
-        init_scale: ``s`` (>= 0), scalar or one per model. value_scale: ``v`` likewise.
+        init_scale: ``s`` (> 0), scalar or one per model. value_scale: ``v`` (>= 0) likewise.
         seed: int ``s`` (model ``m`` uses seed ``s + m``) or one seed per model.
         out_proj: add ``W_O ~ N(0, 1/(H d_v))`` of shape ``(M, H d_v, 1)``.
 
@@ -181,7 +183,8 @@ def init_params(*, M: int = 1, H: int, D: int | Sequence[int], d: int,
     if d_v > 1 and not out_proj:
         raise ValueError(f"d_v must be 1 unless out_proj=True (W_O merged), got d_v={d_v}")
     Ds = _dims(D, M)
-    scales = _per_model("init_scale", init_scale, M, min=0.0)
+    # > 0: at s = 0 the attention is uniform and W_Q, W_K get exactly zero gradient
+    scales = _per_model("init_scale", init_scale, M, min=0.0, strict_min=True)
     vscales = _per_model("value_scale", value_scale, M, min=0.0)
     seeds = model_seeds(seed, M)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
@@ -208,10 +211,11 @@ def init_params(*, M: int = 1, H: int, D: int | Sequence[int], d: int,
 
 # ----------------------------------------------------------------------------- forward
 def kernel_spec(kernel: str | Sequence[str], M: int) -> tuple[str, torch.Tensor | None]:
-    """Validate ``kernel`` (a name, or one name per model) -> (kind, gaussian mask or None).
+    """Validate ``kernel`` (a name, or one name per model) -> (kind, kernel ids or None).
 
-    ``kind`` is ``"softmax"``, ``"gaussian"`` or ``"mixed"``; the mask ``(M,)`` bool marks
-    Gaussian models in a mixed batch (both kernels are then evaluated and selected).
+    ``kind`` is a kernel name of :data:`~attnlab.kernels.KERNELS` or :data:`MIXED`; for a
+    mixed batch the ids ``(M,)`` (long) index ``KERNELS`` per model (every kernel of the
+    batch is then evaluated and selected).
     """
     if isinstance(kernel, str):
         return check_choice("kernel", kernel, KERNELS), None
@@ -223,25 +227,26 @@ def kernel_spec(kernel: str | Sequence[str], M: int) -> tuple[str, torch.Tensor 
     names = [check_choice("kernel", k, KERNELS) for k in kernel]
     if len(set(names)) == 1:
         return names[0], None
-    return "mixed", torch.tensor([k == "gaussian" for k in names])
+    return MIXED, torch.tensor([KERNELS.index(k) for k in names])
 
 
-def _attention_core(Q, K, kind, mask, scale, normalize):
-    if kind == "softmax":
-        return _softmax_t(Q, K, scale)
-    if kind == "gaussian":
-        return _gaussian_t(Q, K, scale, normalize)
-    m = mask.to(Q.device).view(-1, *([1] * (Q.ndim - 1)))
-    return torch.where(m, _gaussian_t(Q, K, scale, normalize), _softmax_t(Q, K, scale))
+def _attention_core(Q, K, kind, kernel_ids, scale, normalize):
+    if kind != MIXED:
+        return KERNEL_TABLE[kind].forward(Q, K, scale, normalize)
+    ids = kernel_ids.to(Q.device).view(-1, *([1] * (Q.ndim - 1)))
+    S = KERNEL_TABLE[KERNELS[0]].forward(Q, K, scale, normalize)
+    for k, name in enumerate(KERNELS[1:], start=1):
+        S = torch.where(ids == k, KERNEL_TABLE[name].forward(Q, K, scale, normalize), S)
+    return S
 
 
 def forward_core(W: dict[str, torch.Tensor | None], X: torch.Tensor, kind: str,
-                 mask: torch.Tensor | None, scale: float, normalize: bool,
+                 kernel_ids: torch.Tensor | None, scale: float, normalize: bool,
                  pool: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Unvalidated batched forward -> (out ``(M, N, n)`` or ``(M, N)``, S ``(M,H,N,n,n)``)."""
     Q = _project(X, W["W_Q"])
     K = _project(X, W["W_K"])
-    S = _attention_core(Q, K, kind, mask, scale, normalize)
+    S = _attention_core(Q, K, kind, kernel_ids, scale, normalize)
     W_O = W.get("W_O")
     if W_O is None:
         V = _project(X, W["W_V"])  # (M, H, N, n, 1)
@@ -256,7 +261,7 @@ def forward_core(W: dict[str, torch.Tensor | None], X: torch.Tensor, kind: str,
 def prepare_X(X: Any, params: Params, name: str = "X") -> torch.Tensor:
     """Check tokens ``(N, n, D)`` or ``(M, N, n, D)`` against ``params``; cast to its dtype."""
     check_array(name, X)
-    Xt = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.asarray(X))
+    Xt = to_tensor(X)
     if Xt.ndim not in (3, 4) or Xt.shape[-1] != params.D or \
             (Xt.ndim == 4 and Xt.shape[0] != params.M):
         raise ValueError(f"{name} must have shape (N, n, D) or (M, N, n, D) with "
@@ -265,7 +270,24 @@ def prepare_X(X: Any, params: Params, name: str = "X") -> torch.Tensor:
     return Xt.to(device=params.device, dtype=params.dtype)
 
 
-def forward(params: Params, X: Any, kernel: str | Sequence[str] = "softmax",
+def check_inputs(params: Params, X: Any, kernel: str | Sequence[str], scale: float | None
+                 ) -> tuple[str, torch.Tensor | None, torch.Tensor, float]:
+    """The checks that open :func:`forward` and :func:`attnlab.train`: ``params`` is a
+    :class:`Params`, ``kernel`` names kernels (see :func:`kernel_spec`), ``X`` fits
+    ``params`` (see :func:`prepare_X`), ``scale`` is ``None`` (``1/sqrt(d)``) or > 0.
+
+    Returns ``(kind, kernel_ids, X as a tensor of params' dtype and device, scale)``.
+    """
+    if not isinstance(params, Params):
+        raise TypeError(f"params must be Params, got {type(params).__name__}")
+    kind, kernel_ids = kernel_spec(kernel, params.M)
+    Xt = prepare_X(X, params)
+    sc = 1.0 / math.sqrt(params.d) if scale is None else \
+        _per_model("scale", scale, 1, min=0.0, strict_min=True)[0]
+    return kind, kernel_ids, Xt, sc
+
+
+def forward(params: Params, X: Any, kernel: str | Sequence[str] = DEFAULT_KERNEL,
             pool: bool = False, *, scale: float | None = None,
             normalize: bool = False) -> torch.Tensor:
     """Outputs of the ``M`` models.
@@ -278,11 +300,7 @@ def forward(params: Params, X: Any, kernel: str | Sequence[str] = "softmax",
     Returns:
         ``(M, N, n)`` or pooled ``(M, N)`` (torch).
     """
-    if not isinstance(params, Params):
-        raise TypeError(f"params must be Params, got {type(params).__name__}")
-    kind, mask = kernel_spec(kernel, params.M)
-    Xt = prepare_X(X, params)
-    sc = 1.0 / math.sqrt(params.d) if scale is None else \
-        check_real("scale", scale, min=0.0, strict_min=True)
-    out, _ = forward_core(params.tensors(), Xt, kind, mask, sc, bool(normalize), bool(pool))
+    kind, kernel_ids, Xt, sc = check_inputs(params, X, kernel, scale)
+    out, _ = forward_core(params.tensors(), Xt, kind, kernel_ids, sc, bool(normalize),
+                          bool(pool))
     return out

@@ -16,24 +16,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from ._arrays import to_numpy, to_tensor
 from ._grad import make_backend
+from ._threads import limit_threads
 from ._validate import check_array, check_choice, check_finite, check_int
-from .kernels import _feature_t
-from .model import (
-    PARAM_NAMES,
-    Params,
-    _per_model,
-    forward_core,
-    kernel_spec,
-    prepare_X,
-)
+from .kernels import DEFAULT_KERNEL, _feature_t
+from .model import PARAM_NAMES, Params, _per_model, check_inputs, forward_core
 
 __all__ = ["History", "train", "OPTIMIZERS"]
 
@@ -74,7 +68,7 @@ class History:
     seconds: float
     device: str
     diverged_at: np.ndarray
-    kernel: str | tuple[str, ...] = "softmax"
+    kernel: str | tuple[str, ...] = DEFAULT_KERNEL
     trained: tuple[str, ...] = ("W_Q",)
     optimizer: str = "gd"
 
@@ -108,7 +102,7 @@ def _check_trained(train: Any, params: Params) -> tuple[str, ...]:
 
 def _prepare_y(y: Any, X: torch.Tensor, params: Params, pool: bool) -> torch.Tensor:
     check_array("y", y)
-    yt = y if isinstance(y, torch.Tensor) else torch.from_numpy(np.asarray(y))
+    yt = to_tensor(y)
     N, n = X.shape[-3], X.shape[-2]
     base = (N,) if pool else (N, n)
     if tuple(yt.shape) not in (base, (params.M, *base)):
@@ -119,10 +113,10 @@ def _prepare_y(y: Any, X: torch.Tensor, params: Params, pool: bool) -> torch.Ten
     return yt.expand(params.M, *base)
 
 
-def _default_lr(params: Params, X: torch.Tensor, kind, mask, scale, normalize, pool):
+def _default_lr(params: Params, X: torch.Tensor, kind, kernel_ids, scale, normalize, pool):
     """1 / sigma_max(C)^2 per model at initialization (W_V-only training)."""
     with torch.no_grad():
-        _, S = forward_core(params.tensors(), X, kind, mask, scale, normalize, pool)
+        _, S = forward_core(params.tensors(), X, kind, kernel_ids, scale, normalize, pool)
         C = _feature_t(S, X)  # (M, Nn, HD)
         if pool:
             N, n = X.shape[-3], X.shape[-2]
@@ -131,12 +125,12 @@ def _default_lr(params: Params, X: torch.Tensor, kind, mask, scale, normalize, p
     return 1.0 / smax.square()
 
 
-def _resolve_lr(lr, trained, params, X, kind, mask, scale, normalize, pool, optimizer):
+def _resolve_lr(lr, trained, params, X, kind, kernel_ids, scale, normalize, pool, optimizer):
     if lr is None:
         if trained != ("W_V",) or params.W_O is not None or optimizer != "gd":
             raise ValueError("lr is required: the default lr = 1/sigma_max(C)^2 exists only "
                              "for gd on W_V alone without W_O (train=('W_V',))")
-        return _default_lr(params, X, kind, mask, scale, normalize, pool)
+        return _default_lr(params, X, kind, kernel_ids, scale, normalize, pool)
     vals = _per_model("lr", lr, params.M, min=0.0, strict_min=True)
     return torch.tensor(vals, dtype=params.dtype, device=params.device)
 
@@ -156,7 +150,7 @@ def _sigma_min_batch(S: torch.Tensor, X: torch.Tensor, k: torch.Tensor) -> torch
 
 
 # ----------------------------------------------------------------------------- trainer
-def train(params: Params, X: Any, y: Any, *, kernel: str | Sequence[str] = "softmax",
+def train(params: Params, X: Any, y: Any, *, kernel: str | Sequence[str] = DEFAULT_KERNEL,
           train: str | Sequence[str] = ("W_Q",), lr: float | Sequence[float] | None = None,
           steps: int = 1000, optimizer: str = "gd", log_every: int = 1,
           f_star: float | Sequence[float] = 0.0, track_sigma_min: bool = False,
@@ -194,9 +188,7 @@ def train(params: Params, X: Any, y: Any, *, kernel: str | Sequence[str] = "soft
         the history keeps only the finite steps; in a larger batch the diverged model's
         entries become NaN and the others continue.
     """
-    if not isinstance(params, Params):
-        raise TypeError(f"params must be Params, got {type(params).__name__}")
-    kind, mask = kernel_spec(kernel, params.M)
+    kind, kernel_ids, Xt, sc = check_inputs(params, X, kernel, scale)
     trained = _check_trained(train, params)
     steps = check_int("steps", steps, min=0)
     log_every = check_int("log_every", log_every, min=1)
@@ -204,51 +196,39 @@ def train(params: Params, X: Any, y: Any, *, kernel: str | Sequence[str] = "soft
     for nm, cb in (("on_step", on_step), ("should_stop", should_stop)):
         if cb is not None and not callable(cb):
             raise TypeError(f"{nm} must be callable or None, got {type(cb).__name__}")
-    Xt = prepare_X(X, params)
     yt = _prepare_y(y, Xt, params, bool(pool))
-    sc = 1.0 / math.sqrt(params.d) if scale is None else \
-        _per_model("scale", scale, 1, min=0.0, strict_min=True)[0]
     fstar = torch.tensor(_per_model("f_star", f_star, params.M), dtype=params.dtype,
                          device=params.device)
-    lr_t = _resolve_lr(lr, trained, params, Xt, kind, mask, sc, bool(normalize), bool(pool),
-                       optimizer)
-    run = _Run(params, Xt, yt, kind, mask, sc, bool(normalize), bool(pool), trained, lr_t,
-               optimizer, betas, eps, fstar, track_sigma_min, track_entropy)
-    with _threads_for(params, Xt):
+    lr_t = _resolve_lr(lr, trained, params, Xt, kind, kernel_ids, sc, bool(normalize),
+                       bool(pool), optimizer)
+    run = _Run(params, Xt, yt, kind, kernel_ids, sc, bool(normalize), bool(pool), trained,
+               lr_t, optimizer, betas, eps, fstar, track_sigma_min, track_entropy)
+    with limit_threads(_threads_for(params, Xt)):
         return run.loop(steps, log_every, on_step, should_stop, kernel)
 
 
-@contextmanager
-def _threads_for(params: Params, X: torch.Tensor):
-    """Run small CPU problems on one thread (restored afterwards).
+def _threads_for(params: Params, X: torch.Tensor) -> int | None:
+    """1 (one CPU thread) for small CPU problems, else None (leave the setting).
 
     Why: theory-sized models are overhead bound; extra threads only add synchronization,
     and on a shared 2-core machine a waiting OpenMP thread made steps up to 40x slower.
     """
     N, n = X.shape[-3], X.shape[-2]
     work = params.M * params.H * N * n * (n + params.D) * params.d
-    if params.device.type != "cpu" or work > _SMALL_WORK or torch.get_num_threads() == 1:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+    return 1 if params.device.type == "cpu" and work <= _SMALL_WORK else None
 
 
 class _Run:
     """State of one training run (buffers preallocated; metrics stay on the device)."""
 
-    def __init__(self, params, X, y, kind, mask, scale, normalize, pool, trained, lr,
+    def __init__(self, params, X, y, kind, kernel_ids, scale, normalize, pool, trained, lr,
                  optimizer, betas, eps, fstar, track_sigma, track_entropy):
         self.p0, self.X, self.y = params, X, y
-        self.kind, self.mask, self.scale, self.normalize, self.pool = \
-            kind, mask, scale, normalize, pool
+        self.kind, self.kernel_ids, self.scale, self.normalize, self.pool = \
+            kind, kernel_ids, scale, normalize, pool
         self.trained, self.optimizer, self.betas, self.eps = trained, optimizer, betas, eps
         self.fstar, self.track_sigma, self.track_entropy = fstar, track_sigma, track_entropy
-        cfg = dict(kind=kind, mask=mask, scale=scale, normalize=normalize, pool=pool,
+        cfg = dict(kind=kind, kernel_ids=kernel_ids, scale=scale, normalize=normalize, pool=pool,
                    trained=trained)
         self.backend = make_backend(params.tensors(), X, y, cfg, (lr, optimizer, betas, eps),
                                     _BACKEND)
@@ -301,18 +281,18 @@ class _Run:
 
     def _diverge(self, f, step) -> bool:
         """Mark newly diverged models; True when every model has diverged."""
-        bad = ~torch.isfinite(f).cpu().numpy()
+        bad = ~to_numpy(torch.isfinite(f))
         new = bad & (self.diverged_at < 0)
         self.diverged_at[new] = step
         return bool((self.diverged_at >= 0).all())
 
     def _lr_text(self) -> str:
-        lr = self.lr.detach().cpu().numpy()
+        lr = to_numpy(self.lr)
         bad = lr[self.diverged_at >= 0]
         return ", ".join(f"{v:.3g}" for v in bad[:4]) + (", ..." if len(bad) > 4 else "")
 
     def _history(self, buf, rows, log_steps, stop_reason, kernel) -> History:
-        arr = buf[:, :rows].detach().cpu().numpy().transpose(0, 2, 1).copy()  # (5, M, T)
+        arr = to_numpy(buf[:, :rows]).transpose(0, 2, 1).copy()  # (5, M, T)
         steps = np.asarray(log_steps[:rows], dtype=np.int64)
         for m in np.nonzero(self.diverged_at >= 0)[0]:
             arr[:, m, steps >= self.diverged_at[m]] = np.nan
@@ -323,7 +303,7 @@ class _Run:
         return History(
             loss=arr[0], grad_norm2=arr[1], pl_ratio=arr[2], sigma_min=arr[3], entropy=arr[4],
             steps=steps, stop_reason=stop_reason, params=self.p0.replace(**W),
-            lr=self.lr.detach().cpu().numpy().copy(), seconds=time.perf_counter() - self.t0,
+            lr=to_numpy(self.lr).copy(), seconds=time.perf_counter() - self.t0,
             device=str(self.p0.device), diverged_at=self.diverged_at.copy(),
             kernel=kernel if isinstance(kernel, str) else tuple(kernel),
             trained=self.trained, optimizer=self.optimizer)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..data import random_tokens
-from ..kernels import attention_matrix, feature_matrix, sigma_min
+from ..kernels import DEFAULT_KERNEL, KERNEL_TABLE, attention_matrix, feature_matrix, sigma_min
 from ..model import init_params
 from .core import Run, Stop, check, close, diagnose, to_array
 from .spec import Assignment, Part, Written
@@ -73,9 +73,12 @@ def check_feature_matrix(run: Run, feature_matrix_fn: Callable) -> None:
     """Check ``feature_matrix(X, S)`` against :func:`attnlab.feature_matrix`."""
     rng = run.rng
     name = getattr(feature_matrix_fn, "__name__", "feature_matrix")
-    cases = [("softmax", 2, "softmax attention, H = 2", 2.0),
-             ("gaussian", 3, "Gaussian attention (rows do not sum to 1), H = 3", 1.0),
-             ("softmax", 1, "one head", 1.0)]
+    # one kernel whose rows sum to 1 and one whose rows do not
+    normed = next(k for k, spec in KERNEL_TABLE.items() if spec.row_normalized)
+    free = next(spec for spec in KERNEL_TABLE.values() if not spec.row_normalized)
+    cases = [(normed, 2, f"{normed} attention, H = 2", 2.0),
+             (free.name, 3, f"{free.display} attention (rows do not sum to 1), H = 3", 1.0),
+             (normed, 1, "one head", 1.0)]
     for i, (kernel, H, label, pts) in enumerate(cases):
         X, S, C = _attention_case(rng, kernel, H)
         N, n, D = X.shape
@@ -189,7 +192,7 @@ def check_predicted_rate(run: Run, predicted_rate: Callable) -> None:
 
 # ----------------------------------------------------------------------------- part 4
 def threshold_reference(N: int, n: int, H: int, Ds: Sequence[int], seed: int,
-                        kernel: str = "softmax") -> int | None:
+                        kernel: str = DEFAULT_KERNEL) -> int | None:
     """Smallest D in ``Ds`` whose feature matrix has rank ``N n`` (package's random data)."""
     for D in sorted(Ds):
         X = random_tokens(N, n, D, seed=seed)

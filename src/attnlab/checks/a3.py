@@ -22,7 +22,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..kernels import KERNELS, attention_matrix, layer_output, wq_gradient
+from ..kernels import (
+    DEFAULT_KERNEL,
+    KERNEL_TABLE,
+    KERNELS,
+    attention_matrix,
+    layer_output,
+    wq_gradient,
+)
 from .core import Run, Stop, check, close, diagnose, to_array
 from .spec import Assignment, Part, Written
 
@@ -55,10 +62,10 @@ def _wk_gradient(X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, w_v: np.ndarra
 
 
 def _uncentered_softmax(X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, w_v: np.ndarray,
-                        y: np.ndarray) -> np.ndarray:
+                        y: np.ndarray, kernel: str) -> np.ndarray:
     """Softmax gradient without the ``-Z_ik`` term of the softmax derivative."""
     d = W_Q.shape[1]
-    S = attention_matrix(X, W_Q[None], W_K[None], "softmax")[0]  # (N, n, n)
+    S = attention_matrix(X, W_Q[None], W_K[None], kernel)[0]  # (N, n, n)
     u = X @ w_v  # (N, n)
     r = np.einsum("ikj,ij->ik", S, u) - y
     K = X @ W_K  # (N, n, d)
@@ -81,7 +88,6 @@ def _gradient_case(rng: np.random.Generator, scale: float
 
 def _gradient_mistakes(args: tuple, kernel: str, ref: np.ndarray) -> list[tuple[object, str]]:
     d = args[1].shape[1]
-    other = "gaussian" if kernel == "softmax" else "softmax"
     out: list[tuple[object, str]] = [
         (-ref, "sign error: check the sign of the residual r_ik = out_ik - y_ik and of the "
                "kernel's derivative"),
@@ -91,16 +97,17 @@ def _gradient_mistakes(args: tuple, kernel: str, ref: np.ndarray) -> list[tuple[
         (ref / np.sqrt(d), "an extra factor 1/sqrt(d): the scale appears once in g_ik"),
         (lambda: gradient_reference(*args, kernel, scale=1.0),
          "you used the scale 1 instead of 1/sqrt(d) in the kernel"),
-        (lambda: gradient_reference(*args, other),
-         f"this is the gradient for the {other} kernel, but KERNEL = {kernel!r}"),
+        *((lambda other=other: gradient_reference(*args, other),
+           f"this is the gradient for the {other} kernel, but KERNEL = {kernel!r}")
+          for other in KERNELS if other != kernel),
         (lambda: _wk_gradient(*args, kernel), "this is dF/dW_K, not dF/dW_Q"),
     ]
-    if kernel == "softmax":
-        out.append((lambda: _uncentered_softmax(*args),
+    if KERNEL_TABLE[kernel].row_normalized:
+        out.append((lambda: _uncentered_softmax(*args, kernel),
                     "the -Z_ik term is missing: the derivative of a softmax row is "
                     "S_kj (e_j - S_k), which centers the values u_ij around Z_ik"))
     else:
-        out.append((lambda: gradient_reference(*args, "gaussian", normalize=True),
+        out.append((lambda: gradient_reference(*args, kernel, normalize=True),
                     "this is the gradient of the row-normalized Gaussian; the kernel here is "
                     "not normalized"))
     return out
@@ -108,7 +115,7 @@ def _gradient_mistakes(args: tuple, kernel: str, ref: np.ndarray) -> list[tuple[
 
 def _kernel(kernel: object) -> str:
     if kernel not in KERNELS:
-        raise Stop(f"set KERNEL to 'softmax' or 'gaussian' (got {kernel!r})")
+        raise Stop(f"set KERNEL to {' or '.join(map(repr, KERNELS))} (got {kernel!r})")
     return str(kernel)
 
 
@@ -131,13 +138,14 @@ def _gradient_check(run: Run, fn: Callable, kernel: str, name: str, pts: tuple[f
 
 
 @check("A3.1", "closed-form W_Q gradient", points=6)
-def check_wq_gradient(run: Run, wq_gradient_fn: Callable, *, kernel: str = "softmax") -> None:
+def check_wq_gradient(run: Run, wq_gradient_fn: Callable, *, kernel: str = DEFAULT_KERNEL) -> None:
     """Check the closed-form ``wq_gradient(X, W_Q, W_K, w_v, y)`` for ``kernel``."""
     _gradient_check(run, wq_gradient_fn, kernel, "wq_gradient", (1.0, 2.5, 2.5))
 
 
 @check("A3.2", "W_Q gradient by autograd", points=3)
-def check_autograd_gradient(run: Run, autograd_fn: Callable, *, kernel: str = "softmax") -> None:
+def check_autograd_gradient(run: Run, autograd_fn: Callable, *,
+                            kernel: str = DEFAULT_KERNEL) -> None:
     """Check ``autograd_wq_gradient(X, W_Q, W_K, w_v, y)`` for ``kernel``."""
     _gradient_check(run, autograd_fn, kernel, "autograd_wq_gradient", (1.0, 1.0, 1.0))
 
@@ -218,7 +226,7 @@ def check_hull_floor(run: Run, hull_floor: Callable) -> None:
 
 
 # ----------------------------------------------------------------------------- spec
-_KERNEL_OPTION = (("kernel", "KERNEL", "softmax"),)
+_KERNEL_OPTION = (("kernel", "KERNEL", DEFAULT_KERNEL),)
 
 ASSIGNMENT = Assignment(
     key="A3",

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import to_numpy
+
 __all__ = [
     "CheckResult",
     "Test",
@@ -225,9 +227,7 @@ def to_array(value: Any, name: str, shape: tuple[int, ...] | None = None) -> np.
     if value is None:
         raise Stop(f"`{name}` returned None: did you forget the `return` statement?")
     try:
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        arr = np.asarray(value, dtype=float)
+        arr = np.asarray(to_numpy(value), dtype=float)
     except (TypeError, ValueError):
         raise Stop(f"`{name}` must return an array of numbers, got {type(value).__name__}.") \
             from None

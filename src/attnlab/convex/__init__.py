@@ -9,7 +9,17 @@ Conventions: X ``(N, n, d)``, y ``(N,)`` or ``(N, c)``, squared loss ``1/2 (yhat
 from . import examples, gated, relaxation
 from .cvx import SolverFailedError, SolverUnavailableError
 from .fista import ConvergenceError
-from .heads import HeadsResult, head_objective, heads_to_Z, recover_heads, train_heads
+from .heads import (
+    HeadsBatch,
+    HeadsResult,
+    head_certificate,
+    head_objective,
+    heads_to_Z,
+    min_norm_attention,
+    recover_heads,
+    train_heads,
+    train_heads_batch,
+)
 from .problem import beta_max, dual_certificate, dual_objective, predict, primal_objective
 from .solvers import SOLVERS, ConvexFit, fit, regularization_path
 
@@ -17,6 +27,7 @@ __all__ = [
     "SOLVERS",
     "ConvexFit",
     "ConvergenceError",
+    "HeadsBatch",
     "HeadsResult",
     "SolverFailedError",
     "SolverUnavailableError",
@@ -26,12 +37,15 @@ __all__ = [
     "examples",
     "fit",
     "gated",
+    "head_certificate",
     "head_objective",
     "heads_to_Z",
     "predict",
+    "min_norm_attention",
     "primal_objective",
     "recover_heads",
     "relaxation",
     "regularization_path",
     "train_heads",
+    "train_heads_batch",
 ]

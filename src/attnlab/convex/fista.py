@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._threads import small, threads
+from .._threads import limit_threads, small
 
 __all__ = ["ConvergenceError", "Design", "build_design", "solve_fista", "gap_terms"]
 
@@ -61,7 +61,7 @@ class Design:
 def _lipschitz(M: torch.Tensor, iters: int = 100) -> float:
     """Largest eigenvalue of the PSD matrix ``M``; exact when small, else power iteration."""
     if M.shape[0] <= 4096:
-        with threads(1 if M.shape[0] <= 512 else None):  # tiny LAPACK call: no thread stalls
+        with limit_threads(1 if M.shape[0] <= 512 else None):  # tiny LAPACK call: no thread stalls
             return float(torch.linalg.eigvalsh(M)[-1])
     g = torch.Generator(device="cpu").manual_seed(0)
     v = torch.randn(M.shape[0], 1, generator=g, dtype=M.dtype).to(M.device)
@@ -159,7 +159,7 @@ def solve_fista(des: Design, beta: float, *, tol: float, max_iter: int,
     # the iterations are small products: run them on one CPU thread, data passes on all
     outer = torch.get_num_threads() if A.device.type == "cpu" else None
     per_iter = (p * p if des.gram else 2 * A.shape[0] * p) * c
-    with threads(small(per_iter) if A.device.type == "cpu" else None):
+    with limit_threads(small(per_iter) if A.device.type == "cpu" else None):
         x, it, converged, rg = _iterate(des, beta, x, Kx, tol, max_iter, check_every, outer)
     r, g = exact_residual(des, x) if rg is None else rg
     primal, gap, s = gap_terms(x, g, (r * r).sum(0), beta, n, d)
@@ -203,7 +203,7 @@ def _iterate(des: Design, beta: float, x: torch.Tensor, Kx: torch.Tensor, tol: f
                     converged = True
                     break
                 if it >= next_exact:
-                    with threads(outer):
+                    with limit_threads(outer):
                         r, g = exact_residual(des, x)
                     primal, gap, _ = gap_terms(x, g, (r * r).sum(0), beta, n, d)
                     if gap <= tol * max(1.0, abs(primal)):

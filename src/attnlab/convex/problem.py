@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._arrays import to_numpy, to_tensor
 from .._validate import check_array, check_finite, check_real, check_shape
 
 __all__ = [
@@ -39,7 +40,7 @@ def as_tensor(name: str, x: Any, dtype: torch.dtype = torch.float64,
               device: torch.device | str | None = None) -> torch.Tensor:
     """Validated float tensor (no copy when dtype and device already match)."""
     check_array(name, x)
-    t = torch.from_numpy(np.asarray(x)) if isinstance(x, np.ndarray) else x
+    t = to_tensor(x)
     if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.bool)):
         raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
     t = t.to(dtype=dtype, device=device if device is not None else t.device)
@@ -54,7 +55,7 @@ def as_tensor(name: str, x: Any, dtype: torch.dtype = torch.float64,
 def like(x: torch.Tensor, ref: Any) -> Array:
     """Return ``x`` as the kind of ``ref``: NumPy array if ``ref`` is NumPy, else a tensor."""
     if isinstance(ref, np.ndarray):
-        return x.detach().cpu().numpy()
+        return to_numpy(x)
     return x.detach().to(ref.device if isinstance(ref, torch.Tensor) else "cpu")
 
 

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
+from .._optim import Adam
+from .._threads import limit_threads
 from .._validate import check_int, check_real, check_shape
 from ..seed import make_generator
-from ._optim import Adam
-from ._threads import threads
 from .problem import as_tensor
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "objective_eq4",
     "minimize_eq3",
     "minimize_eq4",
+    "opt_eq4_scalar",
     "TwoTokenExample",
     "two_token_example",
 ]
@@ -91,7 +92,7 @@ def _adam_batched(params: list[torch.Tensor], obj, steps: int, lr: float) -> flo
     is the same as running them one by one); ``obj()`` returns ``(R,)`` values."""
     opt = Adam(params, lr)
     best = float("inf")
-    with threads(1):  # tiny tensors: one thread avoids thread-pool stalls
+    with limit_threads(1):  # tiny tensors: one thread avoids thread-pool stalls
         for _ in range(steps):
             opt.zero_grad()
             vals = obj()
@@ -157,6 +158,49 @@ def minimize_eq4(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, bet
     n, d, c = Xt.shape[1], Xt.shape[2], Yt.shape[2]
     ps = _init(((n, n), (d, m), (m, c)), restarts, seed, init_scale)
     return _adam_batched(ps, lambda: _eq4_batched(Xt, Yt, beta, ps, loss_factor), steps, lr)
+
+
+def opt_eq4_scalar(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, beta: float, *,
+                   loss_factor: float = 1.0, cvx_solver: str = "CLARABEL") -> float:
+    """Exact optimal value of (4) for scalar tokens and outputs (``d = c = 1``), any ``N``.
+
+    With ``d = c = 1``, ``W_V W_O = s`` is a scalar whose cheapest factorization costs
+    ``beta |s|`` (AM-GM, for every inner width). For ``s >= 0`` put ``U = s W``: then
+    ``U >= 0`` with every row summing to ``s``, and ``(U, s)`` ranges over a convex cone, so
+
+        min_{U >= 0, U 1 = s 1, s >= 0}  loss_factor * sum_i ||U x_i - y_i||^2 + beta s
+
+    is a convex quadratic program (and likewise for ``s <= 0`` with ``U <= 0``). opt(4) is
+    the smaller of the two values, solved by cvxpy to the solver's accuracy. Unlike
+    :func:`minimize_eq4` (Adam, an upper bound), this is the optimum itself.
+
+    Args:
+        X: ``(N, n, 1)``; Y: ``(N, n, 1)``; beta > 0; loss_factor > 0.
+    """
+    import cvxpy as cp
+
+    from .cvx import SolverFailedError, _check_solver
+
+    Xt, Yt, beta, loss_factor = _check(X, Y, beta, loss_factor)
+    if Xt.shape[2] != 1 or Yt.shape[2] != 1:
+        raise ValueError(f"opt_eq4_scalar needs d = c = 1, got X {tuple(Xt.shape)}, "
+                         f"Y {tuple(Yt.shape)}")
+    name = _check_solver(cvx_solver)
+    x, y = Xt[:, :, 0].cpu().numpy(), Yt[:, :, 0].cpu().numpy()  # (N, n)
+    n = x.shape[1]
+    values = []
+    for sign in (1.0, -1.0):
+        U = cp.Variable((n, n))
+        s = cp.Variable()
+        cons = [sign * U >= 0, sign * s >= 0, U @ np.ones(n) == s * np.ones(n)]
+        pred = x @ U.T  # (N, n): row r of sample i is U[r] . x_i
+        prob = cp.Problem(cp.Minimize(loss_factor * cp.sum_squares(pred - y) + beta * sign * s),
+                          cons)
+        prob.solve(solver=name)
+        if prob.status != cp.OPTIMAL:
+            raise SolverFailedError(f"cvxpy solver {name} returned status {prob.status!r}")
+        values.append(float(prob.value))
+    return min(values)
 
 
 def _opt4_scalar(x: np.ndarray, y: np.ndarray, beta: float, loss_factor: float) -> float:

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._arrays import to_numpy
+from .._threads import for_data, limit_threads
 from .._validate import check_choice, check_int, check_real
 from ..device import get_device
-from ._threads import for_data, threads
 from .cvx import solve_cvxpy
 from .fista import ConvergenceError, Design, build_design, exact_residual, gap_terms, solve_fista
 from .problem import Array, check_beta, check_data, check_Z, like
@@ -79,7 +80,7 @@ def _active(Z3: torch.Tensor, active_tol: float) -> list[np.ndarray]:
     top = float(norms.max()) if norms.numel() else 0.0
     if top == 0.0:
         return [np.zeros(0, dtype=np.int64) for _ in range(Z3.shape[0])]
-    return [np.flatnonzero(row.cpu().numpy() > active_tol * top) for row in norms]
+    return [np.flatnonzero(to_numpy(row) > active_tol * top) for row in norms]
 
 
 def _package(x: torch.Tensor, des: Design, beta: float, *, X_ref: Any, vector: bool,
@@ -140,8 +141,7 @@ def _solve(des: Design, beta: float, *, X_ref: Any, vector: bool, dev: torch.dev
            allow_unconverged: bool, active_tol: float, cvx_solver: str, cvx_form: str,
            cvx_options: dict | None, t0: float) -> ConvexFit:
     if solver == "cvxpy":
-        A = des.A.cpu().numpy()
-        Y = des.Y.cpu().numpy()
+        A, Y = to_numpy(des.A), to_numpy(des.Y)
         x = torch.from_numpy(solve_cvxpy(A, Y, beta, des.n, des.d, tol=tol,
                                          cvx_solver=cvx_solver, form=cvx_form,
                                          options=cvx_options)).to(dev)
@@ -213,7 +213,7 @@ def fit(X: Array, y: Array, beta: float, *, solver: str = "fast", tol: float = 1
     beta = check_beta(beta)
     solver, tol, max_iter, check_every, active_tol = _check_common(
         solver, tol, max_iter, check_every, active_tol)
-    with threads(_threads_for(X, device)):
+    with limit_threads(_threads_for(X, device)):
         des, vector, dev = _prepare(X, y, device, gram)
         x0 = _x0(Z0, des, vector, dev)
         return _solve(des, beta, X_ref=X, vector=vector, dev=dev, solver=solver, tol=tol,
@@ -241,14 +241,13 @@ def regularization_path(X: Array, y: Array, betas: Sequence[float] | np.ndarray,
         other arguments: as in :func:`fit`.
     """
     t0 = time.perf_counter()
-    arr = np.asarray(betas, dtype=float) if not isinstance(betas, torch.Tensor) else (
-        betas.detach().cpu().numpy().astype(float))
+    arr = to_numpy(betas).astype(float)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"betas must be a non-empty 1-D sequence, got shape {arr.shape}")
     vals = [check_beta(float(b)) for b in arr]
     solver, tol, max_iter, check_every, active_tol = _check_common(
         solver, tol, max_iter, check_every, active_tol)
-    with threads(_threads_for(X, device)):
+    with limit_threads(_threads_for(X, device)):
         return _path(X, y, vals, device, gram, t0, solver=solver, tol=tol, max_iter=max_iter,
                      check_every=check_every, allow_unconverged=allow_unconverged,
                      active_tol=active_tol, cvx_solver=cvx_solver, cvx_form=cvx_form,

@@ -16,6 +16,7 @@ import torch
 
 from .._validate import check_int, check_real
 from ..device import get_device
+from ..kernels import DEFAULT_KERNEL
 from ..model import (
     Params,
     _dims,
@@ -91,7 +92,7 @@ def random_targets(N: int, n: int, *, seed: int, scale: float = 1.0,
 
 
 def teacher_targets(X: Any, params0: Params, *, delta: float,
-                    kernel: str | Sequence[str] = "softmax", seed: int | Sequence[int],
+                    kernel: str | Sequence[str] = DEFAULT_KERNEL, seed: int | Sequence[int],
                     normalize: bool = False, scale: float | None = None,
                     pool: bool = False) -> tuple[torch.Tensor, Params]:
     """Realizable targets from a teacher of the same architecture (``f_star = 0``).

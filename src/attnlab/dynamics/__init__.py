@@ -69,18 +69,32 @@ from .run import (
     train_problem,
 )
 from .sweep import SweepResult, grid, sweep
+from .theorem3 import (
+    CONVERGED,
+    PROTOCOLS,
+    T3,
+    T3_DELTAS,
+    Theorem3Check,
+    Theorem3Study,
+    problem_check,
+    query_gradients,
+    theorem3_check,
+    theorem3_study,
+)
 from .training_wq import (
     C5,
     C7,
     C8,
     C9,
     GRAD_CHECK,
+    JacobianCheck,
     PLTrajectory,
     TeacherRuns,
     WQRun,
     gaussian_trap_example,
     gradient_check,
     hull_barrier_example,
+    jacobian_check,
     pl_bound_along_trajectory,
     teacher_comparison,
     teacher_runs,
@@ -118,6 +132,10 @@ __all__ = [
     "C5", "C7", "C8", "C9", "GRAD_CHECK", "gradient_check", "WQRun", "wq_run",
     "hull_barrier_example", "gaussian_trap_example", "TeacherRuns", "teacher_runs",
     "teacher_comparison", "teacher_vs_dim", "PLTrajectory", "pl_bound_along_trajectory",
+    "JacobianCheck", "jacobian_check",
+    # Theorem 3, reconstructed
+    "T3", "T3_DELTAS", "PROTOCOLS", "CONVERGED", "Theorem3Check", "Theorem3Study",
+    "query_gradients", "theorem3_check", "problem_check", "theorem3_study",
     # joint training
     "JOINT", "JOINT_RUN", "GROUPS", "FreezeComparison", "freeze_comparison", "JointRun",
     "joint_run",

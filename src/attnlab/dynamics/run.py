@@ -26,7 +26,7 @@ import torch
 from .._validate import check_choice
 from ..config import pick
 from ..data import random_targets, random_tokens, teacher_targets
-from ..device import available_devices, get_device
+from ..device import DTYPES, resolve_device
 from ..kernels import BOTH, KERNEL_CHOICES, KERNELS, expand_kernels, nn_threshold
 from ..model import PARAM_NAMES, Params, init_params
 from ..train import History, train
@@ -55,7 +55,6 @@ __all__ = [
 MATRICES = PARAM_NAMES
 DATA_CHOICES = ("random", "teacher")
 LR_RULES = ("fixed", "curvature")
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 D_MAX = 1024  # largest embedding dimension the widgets accept (keeps C small enough for SVDs)
 STEPS_MAX = 100_000
 
@@ -216,23 +215,6 @@ def check_config(cfg: Any, name: str = "config") -> RunConfig:
     if problems:
         raise ValueError(f"{name}: " + " ".join(problems))
     return cfg
-
-
-def resolve_device(device: str, dtype: str = "float64") -> tuple[str, str]:
-    """Return ``(device, note)``: the device to use and why it differs from the request.
-
-    A device that is not available here (e.g. ``"cuda"`` without a GPU) falls back to the
-    CPU, and so does ``"mps"`` with float64 (MPS has no float64); the note says so.
-    ``"auto"`` picks the best available device.
-    """
-    check_choice("device", device, ("auto", "cpu", "cuda", "mps"))
-    check_choice("dtype", dtype, tuple(DTYPES))
-    if device != "auto" and device not in available_devices():
-        return "cpu", f"{device} is not available on this machine, so this runs on the CPU."
-    dev = get_device(device, dtype=DTYPES[dtype]).type
-    if dev != device and device != "auto":
-        return dev, f"{device} has no {dtype}, so this runs on the {dev.upper()}."
-    return dev, ""
 
 
 # Fields every run of one batch must share (one engine call trains one setting of these).

@@ -141,27 +141,26 @@ class SweepResult:
                              f"{', '.join(self.axes)}")
         return tuple(idx)
 
+    def _per_setting(self, name: str, values: np.ndarray, fn: Any) -> np.ndarray:
+        """``fn`` over the seeds of every setting: object array ``shape[:-1]``."""
+        v = np.asarray(values)
+        if v.shape != self.shape:
+            raise ValueError(f"{name} must have the sweep's shape {self.shape}, got {v.shape}")
+        out = np.empty(self.shape[:-1], dtype=object)
+        for i in np.ndindex(*self.shape[:-1]):
+            out[i] = fn(v[i])
+        return out
+
     def counts(self, success: np.ndarray, level: float = 0.95) -> np.ndarray:
         """Per setting (every axis but the seeds): a :class:`attnlab.stats.Count` of the
         seeds where ``success`` (boolean, ``shape``) holds. Object array ``shape[:-1]``."""
-        s = np.asarray(success)
-        if s.shape != self.shape:
-            raise ValueError(f"success must have the sweep's shape {self.shape}, got {s.shape}")
-        out = np.empty(self.shape[:-1], dtype=object)
-        for i in np.ndindex(*self.shape[:-1]):
-            out[i] = count(s[i], level)
-        return out
+        return self._per_setting("success", success, lambda s: count(s, level))
 
     def spreads(self, values: np.ndarray, q: float = 0.25) -> np.ndarray:
         """Per setting: median and quantiles over the seeds of ``values`` (``shape``).
         Object array of :class:`attnlab.stats.Spread`, ``shape[:-1]``."""
-        v = np.asarray(values, dtype=float)
-        if v.shape != self.shape:
-            raise ValueError(f"values must have the sweep's shape {self.shape}, got {v.shape}")
-        out = np.empty(self.shape[:-1], dtype=object)
-        for i in np.ndindex(*self.shape[:-1]):
-            out[i] = spread(v[i], q)
-        return out
+        return self._per_setting("values", np.asarray(values, dtype=float),
+                                 lambda v: spread(v, q))
 
     def count(self, success: np.ndarray, level: float = 0.95, **where: Any) -> Count:
         """One :class:`Count` over the seeds of the setting named by ``where``."""

@@ -18,12 +18,13 @@ from .._validate import check_int
 from ..kernels import BOTH, KERNELS, attention_matrix, layer_output, pl_lower_bound, wq_gradient
 from ..model import Params, forward
 from ..train import History
-from .measures import reachable_floor, reachable_interval
+from .measures import reachable_floor, reachable_interval, wq_jacobian
 from .run import RunConfig, check_config, make_problem, train_problem
 from .sweep import SweepResult, grid, sweep
 
 __all__ = ["C5", "C7", "C8", "C9", "GRAD_CHECK", "PLTrajectory", "TeacherRuns", "WQRun",
-           "gaussian_trap_example", "gradient_check", "hull_barrier_example",
+           "JacobianCheck", "gaussian_trap_example", "gradient_check", "jacobian_check",
+           "hull_barrier_example",
            "pl_bound_along_trajectory", "teacher_comparison", "teacher_runs",
            "teacher_vs_dim", "wq_run"]
 
@@ -251,3 +252,61 @@ def pl_bound_along_trajectory(config: RunConfig = C9, seeds: int | Iterable[int]
 
     h = train_problem(prob, on_step=evaluate)
     return PLTrajectory(kernel, h.steps, h.loss, h.pl_ratio, np.stack(lam, 1), np.stack(bnd, 1))
+
+
+@dataclass
+class JacobianCheck:
+    """The Jacobian in ``W_Q`` against central finite differences along a GD run (C9).
+
+    ``steps`` ``(K,)`` the checked steps; ``err_J`` ``(S, K)`` relative Frobenius error of
+    the autograd Jacobian (:func:`wq_jacobian`) against finite differences; ``err_lam``
+    ``(S, K)`` relative error of ``lambda_min(J J^T)`` from the Schur form
+    (:func:`attnlab.pl_lower_bound`, closed-form ``g_ik``) against the finite-difference ``J``;
+    ``lam_fd`` ``(S, K)`` that ``lambda_min``.
+    """
+
+    kernel: str
+    steps: np.ndarray
+    err_J: np.ndarray
+    err_lam: np.ndarray
+    lam_fd: np.ndarray
+
+
+def jacobian_check(config: RunConfig = C9, seeds: int | Iterable[int] = range(2), *,
+                   at: Sequence[int] = (0, 100, 300), eps: float = 1e-6) -> JacobianCheck:
+    """Train ``W_Q`` alone (one model per seed) and, at the steps ``at``, compare the
+    Jacobian of the outputs in ``W_Q`` with central differences of step ``eps`` (one
+    batched forward pass over all ``2 H D d`` perturbations of every model)."""
+    check_config(config)
+    at = sorted({check_int("at", int(t), min=0, max=config.steps) for t in at})
+    runs, _ = grid(config.replace(log_every=1), seeds)
+    prob = make_problem(runs)
+    X, y, kernel, M = prob.X, prob.y, config.kernel, len(runs)
+    snaps: dict[int, Params] = {}
+
+    def keep(step: int, hist: History) -> None:
+        if step in at:
+            snaps[step] = hist.params
+
+    train_problem(prob, on_step=keep)
+    if 0 in at:
+        snaps[0] = prob.params
+    errJ, errL, lamF = (np.empty((M, len(at))) for _ in range(3))
+    for t_i, t in enumerate(at):
+        p = snaps[t]
+        P = p.W_Q[0].numel()
+        E = torch.eye(P, dtype=p.dtype).reshape(P, *p.W_Q.shape[1:]) * eps
+        rep = p.select(np.repeat(np.arange(M), P))
+        Xr = X if X.ndim == 3 else X.repeat_interleave(P, 0)
+        with torch.no_grad():
+            plus = forward(rep.replace(W_Q=rep.W_Q + E.repeat(M, 1, 1, 1)), Xr, kernel)
+            minus = forward(rep.replace(W_Q=rep.W_Q - E.repeat(M, 1, 1, 1)), Xr, kernel)
+        J_fd = ((plus - minus) / (2 * eps)).reshape(M, P, -1).transpose(1, 2)
+        J_ad = wq_jacobian(X, p, kernel)
+        errJ[:, t_i] = ((J_ad - J_fd).flatten(1).norm(dim=1)
+                        / J_fd.flatten(1).norm(dim=1)).numpy()
+        lam_fd = torch.linalg.eigvalsh(J_fd @ J_fd.transpose(1, 2))[:, 0]
+        lam_cf, _ = pl_lower_bound(X, p.W_Q, p.W_K, p.W_V[..., 0], y, kernel)
+        errL[:, t_i] = ((lam_cf - lam_fd).abs() / lam_fd.abs()).numpy()
+        lamF[:, t_i] = lam_fd.numpy()
+    return JacobianCheck(kernel, np.asarray(at), errJ, errL, lamF)

@@ -19,6 +19,7 @@ from typing import Any
 
 from .._validate import check_choice, check_int, check_real
 from ..data.synthsent import check_synthsent_sizes
+from ..kernels import DEFAULT_KERNEL, KERNELS
 
 __all__ = [
     "EXPERIMENTS", "PRESETS", "ModelConfig", "TextConfig", "PathfinderConfig",
@@ -28,7 +29,8 @@ __all__ = [
 
 EXPERIMENTS = ("imdb", "synthsent", "pathfinder", "landscape", "modular", "student_teacher")
 PRESETS = ("test", "short", "full", "cpu")  # "cpu": only some experiments define it
-KERNEL_CHOICES = ("softmax", "gaussian", "convex")
+CONVEX = "convex"  # the convex (input-independent) attention layer: not a kernel of the table
+KERNEL_CHOICES = (*KERNELS, CONVEX)
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class _Train:
     """Fields shared by the classification experiments."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    kernels: tuple[str, ...] = ("softmax", "gaussian")
+    kernels: tuple[str, ...] = KERNELS
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
@@ -194,7 +196,7 @@ class ModularConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(
         D=128, hidden=512, heads=4, head_dim=32, dropout=0.0, pooling="last"))
     depths: tuple[int, ...] = (1, 2)
-    kernels: tuple[str, ...] = ("softmax", "convex")
+    kernels: tuple[str, ...] = (DEFAULT_KERNEL, CONVEX)
     steps: int = 100_000
     eval_every: int = 500
     lr: float = 1e-3

@@ -16,14 +16,14 @@ import numpy as np
 import torch
 
 from .. import convex
-from .._validate import check_int
+from .._arrays import to_numpy, to_tensor
 from ..data import modular_division, synthsent, synthsent_vocab
-from ..device import get_device
-from ..kernels import _softmax_t
+from ..device import resolve_device
+from ..kernels import DEFAULT_KERNEL, KERNEL_TABLE
 from .config import ModelConfig, ModularConfig, StudentTeacherConfig, config_dict
 from .models import TransformerClassifier, build_model
 from .results import Result
-from .training import train_classifier
+from .training import device_meta, run_device, run_seeds, train_classifier
 
 __all__ = ["run_modular", "run_student_teacher", "readout_attention", "frozen_features",
            "pretrained_classifier"]
@@ -31,14 +31,8 @@ __all__ = ["run_modular", "run_student_teacher", "readout_attention", "frozen_fe
 # SynthSent vocabulary of the pretrained features (as in the synthsent "short" preset);
 # seeds of its training / held-out sequences and of the student-teacher sequences
 SS_WORDS, SS_FILLER = 2, 4
+STANDARD = DEFAULT_KERNEL  # the kernel of the standard (nonconvex) attention layers here
 _PRE_TRAIN_SEED, _PRE_TEST_SEED, _PRE_TEST_N = 0, 1, 1000
-
-
-def _seeds(cfg, seeds) -> tuple[int, ...]:
-    seeds = tuple(cfg.seeds if seeds is None else seeds)
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed")
-    return tuple(check_int("seeds", s, min=0) for s in seeds)
 
 
 # ------------------------------------------------------------------ modular division
@@ -50,11 +44,11 @@ def run_modular(config: ModularConfig, *, device: str = "auto", seeds=None,
     Arrays: ``"step" (T,)``; ``"L<depth>-<kernel>/{train,test}_{loss,acc}" (S, T)``.
     """
     cfg = config
-    dev = get_device(device)
+    dev, dev_note = run_device(device)
     md = modular_division(cfg.p, train_fraction=cfg.train_fraction, seed=0)
     tr, te = (torch.as_tensor(a, dtype=torch.long) for a in (md.train, md.test))
     data = tuple(t.to(dev) for t in (tr[:, :4], tr[:, 4], te[:, :4], te[:, 4]))
-    seeds = _seeds(cfg, seeds)
+    seeds = run_seeds(cfg, seeds)
     arrays: dict[str, np.ndarray] = {}
     variants, stops, t0 = [], {}, time.perf_counter()
     for depth in cfg.depths:
@@ -76,7 +70,7 @@ def run_modular(config: ModularConfig, *, device: str = "auto", seeds=None,
             stops[name] = [r.stop for r in runs]
     note = (f"modular division mod {cfg.p}: {len(md.train)} train / {len(md.test)} test "
             f"equations (train fraction {cfg.train_fraction}, split seed 0)")
-    meta = {"config": config_dict(cfg), "device": str(dev), "seeds": list(seeds),
+    meta = {"config": config_dict(cfg), **device_meta(dev, dev_note), "seeds": list(seeds),
             "variants": variants, "note": note, "stop": stops,
             "seconds": time.perf_counter() - t0, "chance": 1.0 / cfg.p,
             "threads": torch.get_num_threads()}
@@ -98,7 +92,8 @@ def readout_attention(X: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor,
     """
     Q = torch.einsum("nd,hde->hne", X[:, 0], W_Q).unsqueeze(2)  # (H, N, 1, d)
     K = torch.einsum("nkd,hde->hnke", X, W_K)  # (H, N, n, d)
-    s = _softmax_t(Q, K, 1.0 / math.sqrt(W_Q.shape[-1]))[:, :, 0]  # (H, N, n)
+    S = KERNEL_TABLE[STANDARD].forward(Q, K, 1.0 / math.sqrt(W_Q.shape[-1]), False)
+    s = S[:, :, 0]  # (H, N, n)
     vals = torch.einsum("nkd,hd->hnk", X, W_V)
     return (s * vals).sum((0, 2)), s
 
@@ -122,7 +117,7 @@ def pretrained_classifier(cfg: StudentTeacherConfig, *, seed: int = 0,
     data = tuple(torch.as_tensor(a, dtype=torch.long) for a in (*tr, *te))
     mcfg = ModelConfig(D=cfg.D, hidden=2 * cfg.D, heads=cfg.heads, head_dim=cfg.head_dim,
                        layers=2, dropout=0.0, pos_std=1.0)
-    model = build_model(mcfg, "softmax", vocab=vocab, n_tokens=cfg.n, classes=2, seed=seed)
+    model = build_model(mcfg, STANDARD, vocab=vocab, n_tokens=cfg.n, classes=2, seed=seed)
     bs = 64
     steps = cfg.pretrain_epochs * math.ceil(cfg.pretrain_n / bs)
     curves = train_classifier(model, data, optimizer="adam", lr=cfg.pretrain_lr, steps=steps,
@@ -174,7 +169,7 @@ def frozen_features(cfg: StudentTeacherConfig, N: int, seed: int, *,
     tokens = torch.as_tensor(g.integers(0, cfg.vocab, size=(N, cfg.n)))
     mcfg = ModelConfig(D=cfg.D, hidden=2 * cfg.D, heads=cfg.heads, head_dim=cfg.head_dim,
                        layers=1, dropout=0.0)
-    body = build_model(mcfg, "softmax", vocab=cfg.vocab, n_tokens=cfg.n, classes=2, seed=0)
+    body = build_model(mcfg, STANDARD, vocab=cfg.vocab, n_tokens=cfg.n, classes=2, seed=0)
     with torch.no_grad():
         return body.features(tokens)[0].double()
 
@@ -245,8 +240,8 @@ def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", se
     accuracy; ``None`` with ``features="random"``).
     """
     cfg = config
-    dev = get_device(device)
-    seeds = _seeds(cfg, seeds)
+    dev, dev_note = run_device(device, "float64")
+    seeds = run_seeds(cfg, seeds)
     keys = ("gd/train_err", "gd/test_err", "teacher/attn", "gd/attn", "convex/train_err",
             "convex/test_err", "convex/primal", "convex/token_norm", "convex/active",
             "heads/train_err", "heads/test_err", "heads/objective", "heads/w")
@@ -270,8 +265,8 @@ def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", se
         acc["gd/test_err"].append(te)
         acc["gd/attn"].append(s_gd)
         beta = cfg.beta * convex.beta_max(X, y)
-        fit = convex.fit(X, y, beta, device=str(dev) if dev.type != "mps" else "cpu")
-        Z = torch.as_tensor(np.asarray(fit.Z.cpu() if torch.is_tensor(fit.Z) else fit.Z))
+        fit = convex.fit(X, y, beta, device=resolve_device(dev.type, "float64")[0])
+        Z = to_tensor(to_numpy(fit.Z))
         acc["convex/train_err"].append(_rel_err(convex.predict(Z, X), y))
         acc["convex/test_err"].append(_rel_err(convex.predict(Z, Xt), yt))
         acc["convex/primal"].append(fit.primal)
@@ -289,7 +284,7 @@ def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", se
     arrays = {k: np.array(v) for k, v in acc.items()} | {"step": steps.astype(float)}
     first = ("frozen random first layer" if model is None else
              f"frozen first block of a SynthSent classifier (test accuracy {pre_acc:.3f})")
-    meta = {"config": config_dict(cfg), "device": str(dev), "seeds": list(seeds),
+    meta = {"config": config_dict(cfg), **device_meta(dev, dev_note), "seeds": list(seeds),
             "variants": ["gd"], "seconds": time.perf_counter() - t0,
             "features": cfg.features, "pretrain_acc": pre_acc,
             "note": (f"{first}, random softmax readout teacher; "

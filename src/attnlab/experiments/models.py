@@ -6,9 +6,9 @@ Pre-norm blocks as in Skyformer's LRA model (``shared/papers/gd-dynamics.md`` §
 
 Attention kernels per layer (``kernels``):
 
-- ``"softmax"``: ``S = softmax(Q K^T / sqrt(d))`` (:func:`attnlab.kernels._softmax_t`);
+- ``"softmax"``: ``S = softmax(Q K^T / sqrt(d))`` (``attnlab.kernels.KERNEL_TABLE``);
 - ``"gaussian"``: ``S = exp(-||q_k - k_j||^2 / (2 sqrt d))``, unnormalized as in the
-  GD-dynamics paper (:func:`attnlab.kernels._gaussian_t`; ``gaussian_normalize=True``
+  GD-dynamics paper (``attnlab.kernels.KERNEL_TABLE``; ``gaussian_normalize=True``
   divides rows by their sums);
 - ``"convex"``: one input-independent row-stochastic matrix per head,
   ``S = row_stochastic(logits)`` (:func:`attnlab.row_stochastic`), the shared matrix of the
@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from .._validate import check_choice, check_int
-from ..kernels import _gaussian_t, _softmax_t, row_stochastic
-from .config import KERNEL_CHOICES, ModelConfig
+from ..kernels import DEFAULT_KERNEL, KERNEL_TABLE, KERNELS, row_stochastic
+from .config import CONVEX, KERNEL_CHOICES, ModelConfig
 
 __all__ = ["Attention", "TransformerClassifier", "build_model"]
 
@@ -40,14 +40,14 @@ class Attention(nn.Module):
         kernel: see the module docstring. n_tokens: sequence length (needed by ``convex``).
     """
 
-    def __init__(self, D: int, heads: int, head_dim: int, kernel: str = "softmax", *,
+    def __init__(self, D: int, heads: int, head_dim: int, kernel: str = DEFAULT_KERNEL, *,
                  n_tokens: int | None = None, gaussian_normalize: bool = False) -> None:
         super().__init__()
         self.kernel = check_choice("kernel", kernel, KERNEL_CHOICES)
         self.H, self.d = check_int("heads", heads, min=1), check_int("head_dim", head_dim, min=1)
         self.gaussian_normalize = bool(gaussian_normalize)
         inner = heads * head_dim
-        if kernel == "convex":
+        if kernel == CONVEX:
             n = check_int("n_tokens", n_tokens, min=1)
             # zero logits = uniform attention at initialization
             self.logits = nn.Parameter(torch.zeros(heads, n, n))
@@ -65,18 +65,16 @@ class Attention(nn.Module):
         (True = real token) zeroes padded keys; softmax and convex rows are renormalized
         (row-stochastic over the real tokens)."""
         B, n, _ = x.shape
-        if self.kernel == "convex":
+        if self.kernel == CONVEX:
             S = row_stochastic(self.logits[:, :n, :n]).unsqueeze(0).expand(B, -1, -1, -1)
-            renorm = True
+            renorm = normalized = True
         else:
             q, k, _ = self.qkv(x).chunk(3, dim=-1)
             q, k = self._split(q), self._split(k)
-            scale = 1.0 / math.sqrt(self.d)
-            if self.kernel == "softmax":
-                S, renorm = _softmax_t(q, k, scale), True
-            else:
-                S, renorm = _gaussian_t(q, k, scale, False), self.gaussian_normalize
-        if key_mask is None and not (renorm and self.kernel == "gaussian"):
+            spec = KERNEL_TABLE[self.kernel]
+            S = spec.forward(q, k, 1.0 / math.sqrt(self.d), False)
+            renorm, normalized = spec.normalizes(self.gaussian_normalize), spec.row_normalized
+        if key_mask is None and not (renorm and not normalized):
             return S
         if key_mask is not None:
             S = S * key_mask[:, None, None, :].to(S.dtype)
@@ -87,7 +85,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x (B, n, D)`` -> ``(B, n, D)``."""
         S = self.attention(x, key_mask)
-        v = self.value(x) if self.kernel == "convex" else self.qkv(x).chunk(3, dim=-1)[2]
+        v = self.value(x) if self.kernel == CONVEX else self.qkv(x).chunk(3, dim=-1)[2]
         o = S @ self._split(v)  # (B, H, n, d)
         return self.out(o.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
 
@@ -183,9 +181,9 @@ class TransformerClassifier(nn.Module):
     def set_kernel(self, kernel: str) -> None:
         """Switch every softmax/gaussian layer to ``kernel`` in place (same weights): the
         second stage of the two-stage landscape."""
-        check_choice("kernel", kernel, ("softmax", "gaussian"))
+        check_choice("kernel", kernel, KERNELS)
         for block in self.blocks:
-            if block.attn.kernel == "convex":
+            if block.attn.kernel == CONVEX:
                 raise ValueError("set_kernel: convex layers have no query/key weights")
             block.attn.kernel = kernel
         self.kernels = (kernel,) * len(self.blocks)

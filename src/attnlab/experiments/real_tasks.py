@@ -22,12 +22,12 @@ from ..data import (
     synthsent,
     synthsent_vocab,
 )
-from ..device import get_device
+from ..kernels import DEFAULT_KERNEL, KERNELS
 from ..landscape import rescale_filters
 from .config import LandscapeConfig, PathfinderConfig, SynthSentConfig, TextConfig, config_dict
 from .models import TransformerClassifier, build_model
 from .results import Result
-from .training import evaluate, train_classifier
+from .training import device_meta, evaluate, run_device, run_seeds, train_classifier
 
 __all__ = ["imdb_data", "pathfinder_data", "synthsent_data", "bag_of_words_baselines",
            "run_imdb", "run_synthsent",
@@ -102,7 +102,7 @@ def _train(model, data, cfg, epochs: int, seed: int, progress: bool, desc: str):
 
 
 def _compare(name: str, cfg, data, note: str, *, device, seeds, progress) -> Result:
-    dev = get_device(device)
+    dev, dev_note = run_device(device)
     data = tuple(t.to(dev) for t in data)
     t0 = time.perf_counter()
     arrays: dict[str, np.ndarray] = {}
@@ -116,17 +116,10 @@ def _compare(name: str, cfg, data, note: str, *, device, seeds, progress) -> Res
             arrays[f"{kernel}/{m}"] = np.stack([getattr(r, m) for r in runs])
         arrays["epoch"] = runs[0].x
         stops[kernel] = [r.stop for r in runs]
-    meta = {"config": config_dict(cfg), "device": str(dev), "seeds": list(seeds),
+    meta = {"config": config_dict(cfg), **device_meta(dev, dev_note), "seeds": list(seeds),
             "variants": list(cfg.kernels), "note": note, "stop": stops,
             "seconds": time.perf_counter() - t0}
     return Result(name, arrays, meta)
-
-
-def _seeds(cfg, seeds) -> tuple[int, ...]:
-    seeds = tuple(cfg.seeds if seeds is None else seeds)
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed")
-    return tuple(check_int("seeds", s, min=0) for s in seeds)
 
 
 def run_imdb(config: TextConfig, *, device: str = "auto", seeds=None, progress: bool = True,
@@ -137,7 +130,7 @@ def run_imdb(config: TextConfig, *, device: str = "auto", seeds=None, progress: 
     ``"epoch" (T,)``; saved to ``out/imdb.npz`` when ``out`` is given.
     """
     data, note = imdb_data(config, source=source)
-    res = _compare("imdb", config, data, note, device=device, seeds=_seeds(config, seeds),
+    res = _compare("imdb", config, data, note, device=device, seeds=run_seeds(config, seeds),
                    progress=progress)
     if out is not None:
         res.save(f"{out}/imdb.npz")
@@ -150,7 +143,7 @@ def run_synthsent(config: SynthSentConfig, *, device: str = "auto", seeds=None,
     curves over epochs. Same arrays as :func:`run_imdb`; saved to ``out/synthsent.npz``."""
     data, note = synthsent_data(config)
     res = _compare("synthsent", config, data, note, device=device,
-                   seeds=_seeds(config, seeds), progress=progress)
+                   seeds=run_seeds(config, seeds), progress=progress)
     if out is not None:
         res.save(f"{out}/synthsent.npz")
     return res
@@ -211,7 +204,7 @@ def run_pathfinder(config: PathfinderConfig, *, device: str = "auto", seeds=None
     """
     data, note, images, labels = pathfinder_data(config)
     res = _compare("pathfinder", config, data, note, device=device,
-                   seeds=_seeds(config, seeds), progress=progress)
+                   seeds=run_seeds(config, seeds), progress=progress)
     res.arrays["images"], res.arrays["labels"] = images, labels
     if out is not None:
         res.save(f"{out}/pathfinder.npz")
@@ -265,7 +258,7 @@ def run_landscape(config: LandscapeConfig, *, device: str = "auto", seeds=None,
     ``"stage1/test_acc" (S,)``.
     """
     cfg, base = config, config.base
-    dev = get_device(device)
+    dev, dev_note = run_device(device)
     if config.task == "imdb":
         data, note = imdb_data(base)
     else:
@@ -275,15 +268,16 @@ def run_landscape(config: LandscapeConfig, *, device: str = "auto", seeds=None,
     Xe, ye = data[0][:m], data[1][:m]
     alphas = np.linspace(-cfg.radius, cfg.radius, cfg.points)
     t0 = time.perf_counter()
-    seeds = _seeds(cfg, seeds)
-    acc = {k: [] for k in ("stage1/test_acc", "softmax/test_acc", "gaussian/test_acc",
-                           "softmax/test_loss", "gaussian/test_loss")}
-    slices: dict[str, list[np.ndarray]] = {"softmax": [], "gaussian": []}
+    seeds = run_seeds(cfg, seeds)
+    acc = {k: [] for k in ("stage1/test_acc", *(f"{k}/test_acc" for k in KERNELS),
+                           *(f"{k}/test_loss" for k in KERNELS))}
+    slices: dict[str, list[np.ndarray]] = {k: [] for k in KERNELS}
+    stage1 = DEFAULT_KERNEL
     for s in seeds:
-        model = _model_for(replace(base, kernels=("softmax",)), "softmax", s, data[0]).to(dev)
+        model = _model_for(replace(base, kernels=(stage1,)), stage1, s, data[0]).to(dev)
         _train(model, data, base, cfg.stage1_epochs, s, progress, f"stage 1, seed {s}")
         acc["stage1/test_acc"].append(evaluate(model, data[2], data[3])[1])
-        for kernel in ("softmax", "gaussian"):
+        for kernel in KERNELS:
             m2 = copy.deepcopy(model)
             m2.set_kernel(kernel)
             _train(m2, data, base, cfg.stage2_epochs, s + 1, progress, f"stage 2 {kernel}")
@@ -295,8 +289,8 @@ def run_landscape(config: LandscapeConfig, *, device: str = "auto", seeds=None,
             slices[kernel].append(np.stack([_slice(m2, d, alphas, Xe, ye) for d in dirs]))
     arrays = {"alpha": alphas, **{k: np.array(v) for k, v in acc.items()},
               **{f"{k}/slice": np.stack(v) for k, v in slices.items()}}
-    meta = {"config": config_dict(cfg), "device": str(dev), "seeds": list(seeds),
-            "variants": ["softmax", "gaussian"], "note": note,
+    meta = {"config": config_dict(cfg), **device_meta(dev, dev_note), "seeds": list(seeds),
+            "variants": list(KERNELS), "note": note,
             "seconds": time.perf_counter() - t0}
     res = Result("landscape", arrays, meta)
     if out is not None:

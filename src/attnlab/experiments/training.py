@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._validate import check_choice, check_int, check_real
+from .._validate import check_choice, check_int, check_real, check_seeds
+from ..device import resolve_device
 
 __all__ = ["Curves", "evaluate", "train_classifier", "make_optimizer"]
 
@@ -122,3 +123,21 @@ def train_classifier(model: nn.Module, data: tuple[torch.Tensor, ...], *, optimi
     x = np.arange(T) * log_every
     x = x / per_epoch if per == "epoch" else x
     return Curves(x.astype(float), *rec, stop=stop, seconds=time.perf_counter() - t0)
+
+
+def run_seeds(cfg, seeds) -> list[int]:
+    """The seeds of a run: ``seeds``, or the config's ``cfg.seeds`` when None."""
+    return check_seeds("seeds", cfg.seeds if seeds is None else seeds)
+
+
+def run_device(device: str, dtype: str = "float32") -> tuple[torch.device, str]:
+    """The device of a run and a note when it differs from the request (an unavailable
+    device, or MPS with float64, falls back to the CPU: see ``attnlab.device.resolve_device``).
+    """
+    name, note = resolve_device(device, dtype)
+    return torch.device(name), note
+
+
+def device_meta(dev: torch.device, note: str) -> dict[str, str]:
+    """The ``meta`` entries of a run's device (the note only when there is one)."""
+    return {"device": str(dev), **({"device_note": note} if note else {})}
