@@ -12,7 +12,13 @@
 Chapters write ``from attnlab import dynamics as dy`` and call ``dy.threshold_sweep(...)``.
 """
 
-from .init_scale import C4, ScaleSweep, sigma_min_vs_scale
+from .init_scale import (
+    C4,
+    ScaleSweep,
+    gaussian_entry_mean,
+    gaussian_row_sum_mean,
+    sigma_min_vs_scale,
+)
 from .joint_training import (
     GROUPS,
     JOINT,
@@ -22,7 +28,7 @@ from .joint_training import (
     freeze_comparison,
     joint_run,
 )
-from .landscapes import TWO_STAGE, TWO_STAGE_2, TwoStage, two_stage
+from .landscapes import TWO_STAGE, TWO_STAGE_2, TwoStage, TwoStageSweep, two_stage, two_stage_sweep
 from .measures import (
     block_grad_norms,
     curvature_lr,
@@ -121,6 +127,7 @@ __all__ = [
     "rate_check", "ConditioningSweep", "conditioning_sweep",
     # init scale (C4)
     "C4", "ScaleSweep", "sigma_min_vs_scale",
+    "gaussian_entry_mean", "gaussian_row_sum_mean",
     # training W_Q (C5-C9)
     "C5", "C7", "C8", "C9", "GRAD_CHECK", "gradient_check", "WQRun", "wq_run",
     "hull_barrier_example", "gaussian_trap_example", "TeacherRuns", "teacher_runs",
@@ -134,6 +141,7 @@ __all__ = [
     "joint_run",
     # landscapes
     "TWO_STAGE", "TWO_STAGE_2", "TwoStage", "two_stage",
+    "TwoStageSweep", "two_stage_sweep",
     # phase diagram and figures
     "BATCHING", "PhaseResult", "default_dims", "default_phase_config", "phase_diagram",
     "COLORS", "PANELS", "history_series", "draw_history", "plot_history",

@@ -4,18 +4,21 @@ functions of the init scale ``s``. Preset :data:`C4`."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .._validate import check_int, check_real
 from ..kernels import attention_matrix
 from .measures import feature_svals
 from .run import RunConfig, make_problem
 from .sweep import grid
 
-__all__ = ["C4", "ScaleSweep", "sigma_min_vs_scale"]
+__all__ = ["C4", "ScaleSweep", "gaussian_entry_mean", "gaussian_row_sum_mean",
+           "sigma_min_vs_scale"]
 
 C4 = RunConfig(N=8, n=4, D=64, d=8, H=1)
 
@@ -63,3 +66,57 @@ def sigma_min_vs_scale(config: RunConfig = C4, scales: Sequence[float] | None = 
         ent.numpy().reshape(shape), rs.flatten(1).mean(1).numpy().reshape(shape),
         P.amax(-1).flatten(1).mean(1).numpy().reshape(shape),
     )
+
+
+def _scales(scales: Sequence[float] | float) -> np.ndarray:
+    s = np.atleast_1d(np.asarray(scales, dtype=float))
+    if s.ndim != 1 or s.size == 0 or not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise ValueError(f"scales must be finite numbers >= 0, got {scales!r}")
+    return s
+
+
+def gaussian_entry_mean(scales: Sequence[float] | float, norm2: float, d: int
+                        ) -> np.ndarray:
+    """Mean over ``W_Q, W_K ~ N(0, s^2)`` of one Gaussian-kernel entry
+    ``exp(-||q - k||^2 / (2 sqrt d))``, for fixed tokens with ``||x||^2 + ||x'||^2 = norm2``.
+
+    ``q = x W_Q`` and ``k = x' W_K`` are independent (``W_Q, W_K`` are), so ``q - k`` has
+    i.i.d. ``N(0, s^2 norm2)`` coordinates, and ``E exp(-|z|^2 / (2 b)) = (1 + v/b)^(-d/2)``
+    for ``z ~ N(0, v I_d)``: the mean is ``(1 + s^2 norm2 / sqrt d)^(-d/2)``. This holds for
+    the diagonal ``x' = x`` too (``norm2 = 2 ||x||^2``). Returns ``(len(scales),)``.
+    """
+    s = _scales(scales)
+    norm2 = check_real("norm2", norm2, min=0.0)
+    d = check_int("d", d, min=1)
+    return (1.0 + s**2 * norm2 / np.sqrt(d)) ** (-d / 2)
+
+
+def gaussian_row_sum_mean(scales: Sequence[float] | float, n: int, d: int, D: int
+                          ) -> np.ndarray:
+    """Exact mean row sum of the Gaussian kernel at init scale ``s``: tokens
+    ``x ~ N(0, I_D / D)`` independent, ``W_Q, W_K`` with i.i.d. ``N(0, s^2)`` entries.
+
+    A row has one diagonal entry (query and key from the same token: ``norm2 = 2||x||^2``,
+    ``D ||x||^2 ~ chi2_D``) and ``n - 1`` off-diagonal ones (``norm2 = ||x||^2 + ||x'||^2``,
+    ``D norm2 ~ chi2_2D``); :func:`gaussian_entry_mean` averaged over these laws (a 1-d
+    integral). For unit-norm tokens it would be ``n (1 + 2 s^2 / sqrt d)^(-d/2)``; both
+    exceed ``n exp(-s^2 sqrt d)`` (the exponential of the mean exponent) by Jensen's
+    inequality. Returns ``(len(scales),)``.
+    """
+    s = _scales(scales)
+    n = check_int("n", n, min=1)
+    d = check_int("d", d, min=1)
+    D = check_int("D", D, min=1)
+
+    def entry(norm2):
+        return (1.0 + s[:, None] ** 2 * norm2[None, :] / np.sqrt(d)) ** (-d / 2)
+
+    def integrate(k, factor):
+        mean, sd = k / D, np.sqrt(2 * k) / D
+        u = np.linspace(max(mean - 12 * sd, 0.0), mean + 12 * sd, 4001)[1:]
+        a = k / 2
+        dens = np.exp((a - 1) * np.log(u) - u * D / 2 - math.lgamma(a) - a * math.log(2 / D))
+        w = dens[None, :] * entry(factor * u)
+        return np.sum((w[:, 1:] + w[:, :-1]) * np.diff(u)[None, :], 1) / 2
+
+    return integrate(D, 2.0) + (n - 1) * integrate(2 * D, 1.0)

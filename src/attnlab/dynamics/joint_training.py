@@ -82,7 +82,7 @@ class JointRun:
     sigma_min: np.ndarray
     block: dict[str, np.ndarray]
     wo_min2: np.ndarray
-    lr: float
+    lr: float | np.ndarray  # per seed with the automatic W_V-only step (lr=None)
     stop_reason: str = "completed"
 
 
@@ -110,4 +110,6 @@ def joint_run(config: RunConfig = JOINT_RUN, seeds: int | Iterable[int] = range(
     T = len(h.steps)
     block = {k: np.stack([b[k] for b in parts[:T]], 1) / h.loss for k in h.trained}
     return JointRun(kernel, h.trained, h.steps, h.loss, h.pl_ratio, h.sigma_min, block,
-                    np.stack(wo[:T], 1), float(config.lr), h.stop_reason)
+                    np.stack(wo[:T], 1),
+                    float(config.lr) if config.lr is not None else np.asarray(h.lr, dtype=float),
+                    h.stop_reason)
