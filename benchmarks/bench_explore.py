@@ -5,7 +5,7 @@
 For each of the five explorables at its full-mode defaults: the build time it adds to its
 page (training + chart, the Altair import counted once per page, separately) and the bytes
 it adds to the page (the HTML fragment: spec + data, raw and gzip -9). Then the JavaScript
-each page needs once (cached across pages): vega + vega-lite + vega-embed from _static/vega,
+each page needs once (cached across pages): vega + vega-lite + vega-embed from _extra/vega,
 and plotly.min.js for comparison when the plotly package is installed.
 Targets: <= 10 s per explorable, <= 1 MB per page or <= 300 KB compressed.
 """
@@ -78,7 +78,7 @@ def main() -> None:
     print("|---|---|---|")
     tot = [0, 0]
     for lib in explore.VEGA_VERSIONS:
-        b = (ROOT / "_static" / "vega" / f"{lib}.min.js").read_bytes()
+        b = (ROOT / "_extra" / "vega" / f"{lib}.min.js").read_bytes()
         n, g = len(b), len(gzip.compress(b, 9))
         tot = [tot[0] + n, tot[1] + g]
         print(f"| {lib} {explore.VEGA_VERSIONS[lib]} | {n / 1e3:.0f} | {g / 1e3:.0f} |")

@@ -109,7 +109,8 @@ def test_init_scale_cell_is_the_single_run(init):
     S = attention_matrix(prob.X, prob.params.W_Q, prob.params.W_K, KERNELS[0]).numpy()
     P = S / S.sum(-1, keepdims=True)
     np.testing.assert_allclose(st.entropy[i, 0], -(P * np.log(P)).sum(-1).mean(), rtol=1e-10)
-    row = next(r for r in datasets(init)["table"] if r["u"] == -0.5 and r["kernel"] == "Softmax")
+    row = next(r for r in datasets(init)["table"]
+               if r["u"] == init.axes["u"][i] and r["kernel"] == "Softmax")
     assert_rounded([row["ent"]], [st.entropy[i, 0] / np.log(cfg.n)])
 
 
@@ -236,14 +237,17 @@ def test_bad_input():
 
 def test_local_scripts_are_found_from_a_chapter_folder(tmp_path):
     (tmp_path / "_config.yml").write_text("title: x\n")
-    (tmp_path / "_static" / "vega").mkdir(parents=True)
+    (tmp_path / "_extra" / "vega").mkdir(parents=True)
     chapter = tmp_path / "book" / "dynamics"
     chapter.mkdir(parents=True)
-    assert explore._local_prefix(chapter) == "../../_static/vega/"
-    assert explore._local_prefix(tmp_path) == "_static/vega/"
+    assert explore._local_prefix(chapter) == "../../vega/"
+    assert explore._local_prefix(tmp_path) == "vega/"
     assert explore._local_prefix(Path("/")) is None
     for lib in explore.VEGA_VERSIONS:  # the book ships them
-        assert (ROOT / "_static" / "vega" / f"{lib}.min.js").is_file()
+        assert (ROOT / "_extra" / "vega" / f"{lib}.min.js").is_file()
+    # served as they are (html_extra_path), not auto-added to every page (_static/*.js)
+    assert "html_extra_path" in (ROOT / "_config.yml").read_text()
+    assert not list(ROOT.glob("_static/**/vega*.js"))
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -269,7 +273,7 @@ setTimeout(function() {
 @pytest.mark.skipif(CHROMIUM is None, reason="needs a headless chromium")
 def test_slider_changes_the_plot_in_a_browser_with_no_kernel(wv, tmp_path):
     page = tmp_path / "page.html"
-    local = (ROOT / "_static" / "vega").as_uri() + "/"
+    local = (ROOT / "_extra" / "vega").as_uri() + "/"
     page.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
                     + wv.html(local=local) + DRIVER + "</body></html>")
     out = subprocess.run(

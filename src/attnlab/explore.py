@@ -29,10 +29,11 @@ number of the chart is in the page; the float64 arrays behind it stay on the Pyt
 
 Why Vega-Lite (Altair) and not Plotly. Compared on the three points that matter here:
 
-* Page weight. The chart is a JSON spec plus its data (tens of KB here). The JavaScript is
-  vega + vega-lite + vega-embed: 830 KB minified, 280 KB gzipped, loaded once per site and
-  cached. plotly.js is about 4.6 MB minified (about 1.4 MB gzipped); with several explorables
-  on one page Plotly's own "notebook" renderer would also inline it once per page.
+* Page weight. The chart is a JSON spec plus its data (5-61 KB gzipped here). The
+  JavaScript is vega + vega-lite + vega-embed: 830 KB minified, 280 KB gzipped, loaded on
+  the pages with an explorable and then cached. plotly.min.js (plotly 7.1) is 4.8 MB
+  minified, 1.47 MB gzipped: more than the whole 300 KB budget by itself; Plotly's
+  "notebook" renderer would also inline it into the page.
 * Interaction without code. Vega-Lite parameters bound to input elements filter the data;
   several independent controls (D, init scale, step rule) compose with no JavaScript, and a
   click or hover on one view (a phase-diagram cell) selects in the others. Plotly sliders
@@ -43,13 +44,16 @@ Why Vega-Lite (Altair) and not Plotly. Compared on the three points that matter 
   for screen readers. The chart's ``description`` becomes the SVG's ``aria-label``. Plotly's
   sliders and menus are drawn in SVG and are not focusable with the keyboard.
 
-Offline use. The page loads the three scripts from the book's own ``_static/vega/`` (copied
-into the built site by Jupyter Book; pinned versions, BSD-3-Clause licences beside them), so
-the static site works without any third-party CDN, also from a downloaded copy of the
-built HTML. When that copy is not there (Jupyter, Colab, a notebook opened outside the
-book), the same script falls back to the jsDelivr CDN at the pinned versions, which needs a
-network. With require.js on the page (the ipywidgets pages of the book load it), the
-scripts are loaded through require.js with the same local-then-CDN paths.
+Offline use. The page loads the three scripts from the book's own site: they live in
+``_extra/vega/`` (pinned versions, BSD-3-Clause licences beside them), which Sphinx's
+``html_extra_path`` copies to ``vega/`` at the root of the built site. (Not ``_static/``:
+Jupyter Book 1 adds every ``.js`` file under ``_static/`` to every page, which would load
+830 KB on pages without a chart, in the wrong order.) So the static site needs no
+third-party CDN, also when a downloaded copy of the built HTML is read offline. When that
+copy is not there (Jupyter, Colab, a notebook opened outside the book), the same loader
+falls back to the jsDelivr CDN at the pinned versions, which needs a network. With
+require.js on the page (the ipywidgets pages of the book load it), the scripts are loaded
+through require.js with the same local-then-CDN paths.
 """
 
 from __future__ import annotations
@@ -76,10 +80,13 @@ from .kernels import KERNEL_TABLE, KERNELS, expand_kernels
 __all__ = ["Explorable", "VEGA_VERSIONS", "training_wv", "init_scale", "training_wq",
            "sparsity", "playground"]
 
-# Pinned to what Altair 6.3 targets (vega-lite 6.4.1); the files in _static/vega/.
+# Pinned to what Altair 6.3 targets (vega-lite 6.4.1); the files in _extra/vega/.
 VEGA_VERSIONS = {"vega": "6.4.0", "vega-lite": "6.4.1", "vega-embed": "7.3.0"}
 _CDN = "https://cdn.jsdelivr.net/npm/{lib}@{version}/build/{lib}.min"
-_STATIC = "_static/vega/"
+# Where the book keeps the scripts (Sphinx ``html_extra_path``: copied to the site's root
+# as they are; not under _static/, whose .js files Jupyter Book would add to every page).
+_SOURCE = "_extra/vega"
+_URL = "vega/"
 POINTS = 60  # stored points per curve
 SIG = 4  # significant digits of the stored numbers
 
@@ -163,8 +170,8 @@ default selection.</noscript>
 
 
 def _local_prefix(start: Path | None = None) -> str | None:
-    """The page's relative URL of the book's ``_static/vega/``, when the code runs inside
-    the book (a folder above holds ``_config.yml`` and ``_static/vega``); else None.
+    """The page's relative URL of the site's ``vega/`` folder, when the code runs inside
+    the book (a folder above holds ``_config.yml`` and ``_extra/vega``); else None.
 
     Jupyter Book executes a chapter in its own folder and writes its page at the same
     relative place in the built site, so the path from the chapter's folder to the book's
@@ -173,9 +180,9 @@ def _local_prefix(start: Path | None = None) -> str | None:
     here = (start or Path.cwd()).resolve()
     for root in (here, *here.parents):
         if (root / "_config.yml").is_file():
-            if (root / _STATIC).is_dir():
+            if (root / _SOURCE).is_dir():
                 rel = os.path.relpath(root, here).replace(os.sep, "/")
-                return ("" if rel == "." else rel + "/") + _STATIC
+                return ("" if rel == "." else rel + "/") + _URL
             return None
     return None
 
@@ -206,8 +213,8 @@ class Explorable:
         return self.chart.to_dict(validate=False)
 
     def html(self, local: str | None | bool = True) -> str:
-        """The HTML fragment the page gets. ``local``: True = ``_static/vega/`` of the book
-        when run inside it (:func:`_local_prefix`), a URL prefix, or None/False (CDN only)."""
+        """The HTML fragment the page gets. ``local``: True = the site's ``vega/`` when run
+        inside the book (:func:`_local_prefix`), a URL prefix, or None/False (CDN only)."""
         prefix = _local_prefix() if local is True else (local or None)
         spec = json.dumps(self.spec(), separators=(",", ":"), allow_nan=False)
         cdn = {lib: _CDN.format(lib=lib, version=v) for lib, v in VEGA_VERSIONS.items()}
@@ -236,8 +243,8 @@ class Explorable:
 
 
 def _finish(ex: Explorable, t0: float, datasets: dict[str, list]) -> Explorable:
-    ex.chart = ex.chart.properties(description=ex.alt_text, datasets=datasets
-                                   ).configure_view(stroke=None)
+    ex.chart = (ex.chart.properties(description=ex.alt_text, datasets=datasets)
+                .configure_view(stroke=None).configure_legend(orient="top"))
     ex.seconds = time.perf_counter() - t0
     return ex
 
@@ -262,7 +269,7 @@ def _log_domain(*arrays: np.ndarray, floor_ratio: float = 1e-16) -> tuple[float,
 
 def _curves_layer(curves: Any, sel: Any, kernels: Sequence[str], *, y: str, title: str,
                   domain: Sequence[float] | None, band: tuple[str, str] | None = None,
-                  width: int = 330, height: int = 230) -> Any:
+                  width: int = 280, height: int = 200) -> Any:
     """Lines (one per kernel) of ``y`` against the step, for the selected grid point."""
     alt = _alt()
     cols = ["t", y, *(band or ())]
@@ -285,12 +292,13 @@ def _curves_layer(curves: Any, sel: Any, kernels: Sequence[str], *, y: str, titl
     return alt.layer(*layers).properties(width=width, height=height, title=title)
 
 
-def _label_row(points: Any, sel: Any, width: int = 700) -> Any:
+def _label_row(points: Any, sel: Any, width: int = 560) -> Any:
     """A text line that states the selected grid point and its key numbers."""
     alt = _alt()
     return (alt.Chart(points).transform_filter(sel).transform_aggregate(
-        label="min(label)").mark_text(align="left", baseline="top", fontSize=13, x=0, y=0)
-        .encode(text="label:N").properties(width=width, height=20))
+        label="min(label)").mark_text(align="left", baseline="top", fontSize=12, x=0, y=0,
+                                      lineBreak="\n")
+        .encode(text="label:N").properties(width=width, height=34))
 
 
 # ----------------------------------------------------------------------------- training_wv
@@ -332,7 +340,7 @@ def training_wv(config: dy.RunConfig = WV_CONFIG, log2_ratios: Sequence[float] =
                           "floor": _num(sw.floor[j])})
             parts.append(f"{_disp(k)} floor {sw.floor[j]:.2g}, sigma_min {sw.sigma_min[j]:.2g}")
         for row in table[-len(kernels):]:
-            row["label"] = (f"D = {D}, HD/Nn = {H * D / Nn:.3g}: " + "; ".join(parts))
+            row["label"] = (f"D = {D}, HD/Nn = {H * D / Nn:.3g}:\n" + "; ".join(parts))
     default = {"x": 0.0 if 0.0 in xs else xs[len(xs) // 2]}
     sel = alt.selection_point(
         name="pick", fields=["x"], value=[default], on="click", clear=False,
@@ -370,8 +378,8 @@ def training_wv(config: dy.RunConfig = WV_CONFIG, log2_ratios: Sequence[float] =
 
 
 def _overview(data: Any, sel: Any, kernels: Sequence[str], *, x: str, y: str, xtitle: str,
-              ytitle: str, ylog: bool = True, xlog: bool = False, width: int = 280,
-              height: int = 230, extra: Sequence[Any] = (), select: bool = True) -> Any:
+              ytitle: str, ylog: bool = True, xlog: bool = False, width: int = 200,
+              height: int = 200, extra: Sequence[Any] = (), select: bool = True) -> Any:
     """A value per grid point against the slider axis, both kernels; the selected point is
     marked by a rule and points are clickable (the selection ``sel`` lives here)."""
     alt = _alt()
@@ -451,20 +459,22 @@ def init_scale(config: dy.RunConfig = INIT_CONFIG, log10_scales: Sequence[float]
             parts.append(f"{_disp(k)} sigma_min {st.sigma_min[i, 0]:.2g}, entropy "
                          f"{st.entropy[i, 0] / log_n:.2f} log n")
         for row in table[-len(kernels):]:
-            row["label"] = f"s = {scales[i]:.3g}: " + "; ".join(parts)
-    default = {"u": min(us, key=lambda v: abs(v + 0.5))}  # s = 0.3, inside the window
+            row["label"] = f"s = {scales[i]:.3g}:\n" + "; ".join(parts)
+    # default: the scale where sigma_min(C) of the first kernel is largest (computed)
+    default = {"u": us[int(np.argmax(stats[kernels[0]].sigma_min[:, 0]))]}
     sel = alt.selection_point(
         name="pick", fields=["u"], value=[default], on="click", clear=False,
         bind=alt.binding_range(min=min(us), max=max(us), step=0.25, name="log10 s: "))
     cdata, tdata = alt.Data(name="curves"), alt.Data(name="table")
     all_f = res.loss[..., idx]
     loss = _curves_layer(cdata, sel, kernels, y="f", title="loss f", domain=_log_domain(all_f),
-                         width=280)
+                         width=500, height=180)
     smin = _overview(tdata, sel, kernels, x="u", y="smin", xtitle="log10 s",
-                     ytitle="sigma_min(C) at init", width=220)
+                     ytitle="sigma_min(C) at init", width=210, height=170)
     ent = _overview(tdata, sel, kernels, x="u", y="ent", xtitle="log10 s",
-                    ytitle="row entropy / log n", ylog=False, width=220, select=False)
-    chart = alt.vconcat(_label_row(tdata, sel), alt.hconcat(loss, smin, ent))
+                    ytitle="row entropy / log n", ylog=False, width=210, height=170,
+                    select=False)
+    chart = alt.vconcat(_label_row(tdata, sel), loss, alt.hconcat(smin, ent))
     ex = Explorable(
         "init_scale", chart,
         caption=(f"W_V alone from W_Q, W_K ~ N(0, s^2), lr = 1/sigma_max(C)^2, N = {config.N}, "
@@ -564,7 +574,7 @@ def training_wq(config: dy.RunConfig = WQ_CONFIG, *,
             parts.append(f"{_disp(k)} {c.k}/{c.n} (95% CI {c.lo:.2f}-{c.hi:.2f})")
         table.append({"v": v, "D": D, "rule": rule,
                       "label": f"s = {2.0**v:g}, D = {D} (HD/Nn = {H * D / Nn:g}), {rule} "
-                               f"step: seeds with f_T/f_0 < {CONVERGED:g}: " + ", ".join(parts)})
+                               f"step; seeds with f_T/f_0 < {CONVERGED:g}:\n" + ", ".join(parts)})
     names = tuple(rules)
     default = {"v": vs[min(1, len(vs) - 1)], "D": Ds[-2] if len(Ds) > 1 else Ds[0],
                "rule": names[-1]}
@@ -579,10 +589,12 @@ def training_wq(config: dy.RunConfig = WQ_CONFIG, *,
     all_f = np.concatenate([r.loss[..., idx].reshape(-1) for r in results.values()])
     all_p = np.concatenate([r.pl_ratio[..., idx].reshape(-1) for r in results.values()])
     loss = _curves_layer(cdata, sel, kernels, y="f", title="loss f (median, 25-75 %)",
-                         domain=_log_domain(all_f, floor_ratio=1e-20), band=("flo", "fhi"))
+                         domain=_log_domain(all_f, floor_ratio=1e-20), band=("flo", "fhi"),
+                         width=230)
     pl = _curves_layer(cdata, sel, kernels, y="p", title="PL ratio |grad f|^2 / f (median)",
-                       domain=_log_domain(all_p, floor_ratio=1e-12), band=("plo", "phi"))
-    chart = alt.vconcat(_label_row(tdata, sel, width=760),
+                       domain=_log_domain(all_p, floor_ratio=1e-12), band=("plo", "phi"),
+                       width=230)
+    chart = alt.vconcat(_label_row(tdata, sel),
                         alt.hconcat(loss.add_params(sel), pl))
     rule_text = "; ".join(f"{n}: {_rule_label(rules[n])}" for n in names)
     ex = Explorable(
@@ -682,7 +694,7 @@ def sparsity(X: Any, y: Any, *, log10_ratios: Sequence[float] = SPARSITY_LOG10,
         for h, row in enumerate(np.asarray(hw)):
             heads.append({"w": w, "head": f"head {h + 1}", "token": tok, "a": _nums(row)})
         table.append({"w": w, "n_active": len(act), "gap": _num(r.rel_gap), "label": (
-            f"beta = {10.0**w:.3g} beta_max: {len(act)} active token(s) "
+            f"beta = {10.0**w:.3g} beta_max:\n{len(act)} active token(s) "
             f"{sorted(act)}, {len(act)} recovered head(s), relative duality gap "
             f"{r.rel_gap:.1e}, objective {r.primal:.4g}")})
     default = {"w": min(ws, key=lambda v: abs(v + 1.0))}  # beta = 0.1 beta_max
@@ -700,7 +712,7 @@ def sparsity(X: Any, y: Any, *, log10_ratios: Sequence[float] = SPARSITY_LOG10,
                                                    range=["#1f77b4", "#c7c7c7"])),
         tooltip=["token:N", "state:N", alt.Tooltip("norm:Q", format=".3g"),
                  alt.Tooltip("cert:Q", title="certificate c_k / beta", format=".4f")])
-        .properties(width=300, height=200, title="Active tokens: row norms of Z"))
+        .properties(width=220, height=180, title="Active tokens: row norms of Z"))
     heat = (alt.Chart(hdata).transform_filter(sel).transform_flatten(["token", "a"])
             .mark_rect().encode(
                 x=alt.X("token:N", sort=order, title="token k"),
@@ -708,7 +720,7 @@ def sparsity(X: Any, y: Any, *, log10_ratios: Sequence[float] = SPARSITY_LOG10,
                 color=alt.Color("a:Q", title="attention", scale=alt.Scale(
                     domain=[0, 1], scheme="greys")),
                 tooltip=["head:N", "token:N", alt.Tooltip("a:Q", title="attention")])
-            .properties(width=300, height=200,
+            .properties(width=220, height=180,
                         title="Attention of the recovered heads (w = e_k)"))
     base = alt.Chart(tdata)
     rule = base.transform_filter(sel).mark_rule(color="black", strokeDash=[2, 2]).encode(
@@ -717,11 +729,11 @@ def sparsity(X: Any, y: Any, *, log10_ratios: Sequence[float] = SPARSITY_LOG10,
         "n_active:Q", title="active tokens")), base.mark_point(
         filled=True, cursor="pointer").encode(x=xw, y="n_active:Q", tooltip=[
             "label:N"]).add_params(sel), rule).properties(
-        width=300, height=170, title="Number of active tokens along the path")
+        width=220, height=150, title="Number of active tokens along the path")
     gap = alt.layer(base.transform_filter("datum.gap > 0").mark_line(point=True).encode(
         x=xw, y=alt.Y("gap:Q", scale=alt.Scale(type="log"), title="relative duality gap")),
-        rule).properties(width=300, height=170, title="Certified relative duality gap")
-    chart = alt.vconcat(_label_row(tdata, sel, width=640), alt.hconcat(bars, heat),
+        rule).properties(width=220, height=150, title="Certified relative duality gap")
+    chart = alt.vconcat(_label_row(tdata, sel), alt.hconcat(bars, heat),
                         alt.hconcat(count_, gap))
     N, _, d = X.shape
     ex = Explorable(
@@ -815,7 +827,7 @@ def playground(config: dy.RunConfig | None = None, *,
         curves.append({"kernel": _disp(k), "i": i, "j": j, "t": steps.tolist(),
                        "f": _nums(res.loss[ki, j, i, 0, idx])})
     table = [{"i": i, "j": j, "label": f"s = {s_lab[i]}, D = {D} (HD/Nn = "
-              f"{D / star:.3g}): log10(f_T/f_0) = " + ", ".join(
+              f"{D / star:.3g}):\nlog10(f_T/f_0) = " + ", ".join(
                   f"{_disp(k)} {ratio[ki, j, i]:.2f}" for ki, k in enumerate(kernels))}
              for (i, _), (j, D) in itertools.product(enumerate(scales), enumerate(Ds))]
     default = {"i": len(scales) // 2, "j": len(Ds) - 1}
@@ -829,7 +841,7 @@ def playground(config: dy.RunConfig | None = None, *,
     lo = float(np.nanmin(ratio)) if np.isfinite(ratio).any() else -1.0
     cdata, hdata, tdata = alt.Data(name="cells"), alt.Data(name="curves"), alt.Data(
         name="table")
-    enc = {"x": alt.X("D:O", title=f"embedding dimension D (H D = N n at D = {star:g})"),
+    enc = {"x": alt.X("D:O", title=f"D (H D = N n at D = {star:g})"),
            "y": alt.Y("s:O", sort=s_lab[::-1], title="init scale s")}
     rect = alt.Chart().mark_rect(cursor="pointer").encode(
         **enc, color=alt.Color("r:Q", title="log10(f_T/f_0)", scale=alt.Scale(
@@ -843,12 +855,12 @@ def playground(config: dy.RunConfig | None = None, *,
         **enc, text=alt.Text("r:Q", format=".1f"),
         color=alt.condition(f"datum.r < {_num(lo / 2)}", alt.value("black"),
                             alt.value("white")))
-    heat = alt.layer(rect, text, data=cdata).properties(width=260, height=220).facet(
+    heat = alt.layer(rect, text, data=cdata).properties(width=210, height=200).facet(
         column=alt.Column("kernel:N", title=None, sort=[_disp(k) for k in kernels]))
     all_f = res.loss[..., idx]
     loss = _curves_layer(hdata, sel, kernels, y="f", title="loss f of the selected cell",
-                         domain=_log_domain(all_f), width=560, height=200)
-    chart = alt.vconcat(heat, _label_row(tdata, sel, width=600), loss)
+                         domain=_log_domain(all_f), width=460, height=180)
+    chart = alt.vconcat(heat, _label_row(tdata, sel), loss)
     ex = Explorable(
         "playground", chart,
         caption=(f"Phase diagram: log10(f_T / f_0) after {cfg.steps} steps of training "
