@@ -59,6 +59,7 @@ through require.js with the same local-then-CDN paths.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import html as html_lib
 import itertools
 import json
@@ -218,7 +219,7 @@ class Explorable:
         prefix = _local_prefix() if local is True else (local or None)
         spec = json.dumps(self.spec(), separators=(",", ":"), allow_nan=False)
         cdn = {lib: _CDN.format(lib=lib, version=v) for lib, v in VEGA_VERSIONS.items()}
-        uid = f"attnlab-{self.name}-{abs(hash(spec)) % 10**8}"
+        uid = f"attnlab-{self.name}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
         return _HTML.format(
             id=uid, alt=html_lib.escape(self.alt_text, quote=True),
             caption=html_lib.escape(self.caption), spec=spec,
