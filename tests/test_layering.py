@@ -23,6 +23,8 @@ ALLOWED = {
     "experiments": ENGINE | {"convex"},
     "widgets": ENGINE | {"dynamics"},
     "checks": ENGINE | {"convex", "dynamics"},
+    # Precomputed explorables for the static pages: Part I's path and Part II's sweeps.
+    "explore": ENGINE | {"dynamics", "convex"},
     "__init__": None,  # the package root re-exports everything
 }
 
