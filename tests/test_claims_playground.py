@@ -18,7 +18,8 @@ def runs(one_thread_module):
     cfg = dy.default_dashboard_config(device="cpu", steps=500).replace(
         log_every=500, track_sigma_min=False)
     out = {}
-    for rule, kw in {"common": dict(lr=0.5), "curvature": dict(lr=1.0, lr_rule="curvature")}.items():
+    rules = {"common": dict(lr=0.5), "curvature": dict(lr=1.0, lr_rule="curvature")}
+    for rule, kw in rules.items():
         res = dy.sweep(cfg.replace(**kw), SEEDS, kernel=KERNELS, init_scale=(0.5, 1.0))
         out[rule] = np.nan_to_num(res.ratio, nan=np.inf) < 1e-6  # [kernel, s, seed]
     return out
