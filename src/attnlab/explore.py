@@ -324,7 +324,7 @@ def training_wv(config: dy.RunConfig = WV_CONFIG, log2_ratios: Sequence[float] =
     if not xs or any((2 * x) % 1 for x in xs):
         raise ValueError("log2_ratios must be a non-empty sequence of multiples of 0.5")
     Nn, H = config.N * config.n, config.H
-    Ds = [max(1, int(round(Nn / H * 2.0**x))) for x in xs]
+    Ds = [max(1, int(round(config.threshold_D * 2.0**x))) for x in xs]
     if len(set(Ds)) != len(Ds):
         raise ValueError(f"log2_ratios give repeated dimensions D = {Ds}")
     sweeps = {k: dy.threshold_sweep(config.replace(kernel=k), Ds) for k in kernels}

@@ -125,9 +125,15 @@ def _default_lr(params: Params, X: torch.Tensor, kind, kernel_ids, scale, normal
     return 1.0 / smax.square()
 
 
+def auto_lr_allowed(trained: Sequence[str], out_proj: bool, optimizer: str = "gd") -> bool:
+    """Whether the automatic step ``1/sigma_max(C)^2`` exists: gradient descent on ``W_V``
+    alone without ``W_O``, where the loss is a least-squares problem in ``C``."""
+    return tuple(trained) == ("W_V",) and not out_proj and optimizer == "gd"
+
+
 def _resolve_lr(lr, trained, params, X, kind, kernel_ids, scale, normalize, pool, optimizer):
     if lr is None:
-        if trained != ("W_V",) or params.W_O is not None or optimizer != "gd":
+        if not auto_lr_allowed(trained, params.W_O is not None, optimizer):
             raise ValueError("lr is required: the default lr = 1/sigma_max(C)^2 exists only "
                              "for gd on W_V alone without W_O (train=('W_V',))")
         return _default_lr(params, X, kind, kernel_ids, scale, normalize, pool)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._validate import check_choice, check_int
 from ..config import pick
-from ..kernels import KERNELS, expand_kernels
+from ..kernels import KERNELS, expand_kernels, nn_threshold
 from .run import D_MAX, RunConfig, check_config, dashboard_log_every
 from .sweep import sweep
 
@@ -34,7 +34,7 @@ def default_dims(N: int, n: int, H: int, count: int = 8) -> list[int]:
     Geometric from D*/8 to 4 D*, always containing ceil(D*), distinct, >= 1.
     """
     check_int("count", count, min=2, max=32)
-    star = math.ceil(N * n / H)
+    star = math.ceil(nn_threshold(N, n, H))
     raw = star * 2.0 ** np.linspace(-3, 2, count)
     dims = sorted({max(1, int(round(v))) for v in raw} | {star})
     while len(dims) > count:  # drop the neighbour closest (in log) to another, never D*

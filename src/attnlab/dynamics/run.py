@@ -29,7 +29,7 @@ from ..data import random_targets, random_tokens, teacher_targets
 from ..device import DTYPES, resolve_device
 from ..kernels import BOTH, KERNEL_CHOICES, KERNELS, expand_kernels, nn_threshold
 from ..model import PARAM_NAMES, Params, init_params
-from ..train import History, train
+from ..train import History, auto_lr_allowed, train
 from .measures import curvature_lr
 
 __all__ = [
@@ -167,7 +167,7 @@ def config_problems(cfg: RunConfig, *, d_max: int = D_MAX) -> list[str]:
     if unknown:
         out.append(f"Unknown matrices {unknown}; choose from {', '.join(MATRICES)}.")
     if cfg.lr is None:
-        if train != ("W_V",) or cfg.lr_rule != "fixed" or cfg.uses_W_O:
+        if not auto_lr_allowed(train, cfg.uses_W_O) or cfg.lr_rule != "fixed":
             out.append(
                 "The automatic learning rate 1/sigma_max(C)^2 exists only for W_V-only "
                 "training without W_O: set a learning rate."
