@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validate import check_int, check_real
+from .._validate import check_float_array, check_int, check_real
 from ..data import teacher_targets
 from ..kernels import KERNEL_TABLE, KERNELS
-from ..model import Params
+from ..model import Params, check_params, prepare_X
 from ..stats import Count, count
 from .run import Problem, RunConfig, check_config
 from .sweep import SweepResult, sweep
@@ -53,7 +53,7 @@ C_COND = 4.0 * math.sqrt(2.0)  # condition: lambda_0 >= C_COND * L * sqrt(f_0)
 
 
 def _per_model_X(X: Any, params: Params) -> torch.Tensor:
-    Xt = torch.as_tensor(X).to(params.dtype)
+    Xt = prepare_X(X, params).detach()
     if Xt.ndim == 3:
         Xt = Xt.expand(params.M, *Xt.shape)
     if Xt.ndim != 4 or Xt.shape[0] != params.M or Xt.shape[-1] != params.D:
@@ -63,6 +63,9 @@ def _per_model_X(X: Any, params: Params) -> torch.Tensor:
 
 
 def _kernel_list(kernel: str | Sequence[str], M: int) -> list[str]:
+    if not isinstance(kernel, (str, list, tuple)):
+        raise TypeError(f"kernel must be a kernel name or one per model, got "
+                        f"{type(kernel).__name__}")
     kern = [kernel] * M if isinstance(kernel, str) else list(kernel)
     if len(kern) != M:
         raise ValueError(f"kernel must be one name or one per model ({M}), got {len(kern)}")
@@ -82,13 +85,16 @@ def query_gradients(X: Any, params: Params, kernel: str | Sequence[str] = KERNEL
     replaces ``params.W_Q`` when given. Returns ``G`` ``(M, H, N, n, d)`` and ``Z``
     ``(M, N, n)``.
     """
-    if not isinstance(params, Params):
-        raise TypeError(f"params must be Params, got {type(params).__name__}")
+    check_params("params", params)
     if params.W_O is not None or params.d_v != 1:
         raise ValueError("params must have d_v = 1 and no W_O (the theory setting)")
     Xt = _per_model_X(X, params)
     kern = _kernel_list(kernel, params.M)
-    WQ = params.W_Q if W_Q is None else W_Q
+    if W_Q is not None:
+        if not isinstance(W_Q, torch.Tensor):
+            raise TypeError(f"W_Q must be a torch.Tensor or None, got {type(W_Q).__name__}")
+        check_float_array("W_Q", W_Q, shape=tuple(params.W_Q.shape))
+    WQ = params.W_Q if W_Q is None else W_Q.to(dtype=params.dtype, device=params.device)
     scale = 1.0 / math.sqrt(params.d)
     G = torch.empty(*WQ.shape[:2], *Xt.shape[1:3], params.d, dtype=params.dtype)
     Z = torch.empty(Xt.shape[:3], dtype=params.dtype)
