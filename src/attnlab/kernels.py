@@ -175,14 +175,17 @@ def row_stochastic(logits: Array) -> Array:
     # sync in every forward pass on a GPU.
     grad = isinstance(logits, torch.Tensor) and logits.requires_grad
     (L,), np_out = _to_torch({"logits": logits}, finite=not grad)
-    if L.ndim < 1:
-        raise ValueError(f"logits must have at least 1 dimension, got shape {tuple(L.shape)}")
+    if L.ndim < 1 or L.numel() == 0:
+        raise ValueError(f"logits must have at least 1 dimension and one entry, got shape "
+                         f"{tuple(L.shape)}")
     return _back(torch.softmax(L, dim=-1), np_out)
 
 
 def _check_qk(Q: torch.Tensor, K: torch.Tensor) -> None:
-    if Q.ndim < 2:
-        raise ValueError(f"Q must have shape (..., n, d), got {tuple(Q.shape)}")
+    if Q.ndim < 2 or Q.numel() == 0:
+        raise ValueError(f"Q must have shape (..., n, d) (non-empty), got {tuple(Q.shape)}")
+    if K.numel() == 0:
+        raise ValueError(f"K must be non-empty, got shape {tuple(K.shape)}")
     if K.ndim < 2 or K.shape[-1] != Q.shape[-1]:
         raise ValueError(f"K must have shape (..., n, d) with d = {Q.shape[-1]} like Q, "
                          f"got {tuple(K.shape)}")
@@ -206,6 +209,8 @@ def _check_model(X: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor,
         raise ValueError(f"X must have last axis D = {D} (from W_Q), got {tuple(X.shape)}")
     if X.ndim == 4 and X.shape[0] != W_Q.shape[0]:
         raise ValueError(f"X has {X.shape[0]} models on axis 0 but W_Q has {W_Q.shape[0]}")
+    if X.numel() == 0:
+        raise ValueError(f"X must be non-empty, got shape {tuple(X.shape)}")
     check_finite("X", X)
     if W_V is not None:
         H = W_Q.shape[-3]

@@ -143,8 +143,9 @@ def _check_run(m: int, restarts: int, steps: int, lr: float, init_scale: float,
     restarts = check_int("restarts", restarts, min=1)
     check_size("restarts * m", restarts, m, limit=10**6)
     steps = check_int("steps", steps, min=1, max=MAX_STEPS)
-    lr = check_real("lr", lr, min=0.0, strict_min=True)
-    init_scale = check_real("init_scale", init_scale, min=0.0, strict_min=True)
+    # beyond these the objective overflows float64 (exp of the attention logits)
+    lr = check_real("lr", lr, min=0.0, strict_min=True, max=1e3)
+    init_scale = check_real("init_scale", init_scale, min=0.0, strict_min=True, max=1e3)
     seed = check_int("seed", seed, min=0)
     return m, restarts, steps, lr, init_scale, seed
 
@@ -260,9 +261,16 @@ def opt_eq4_scalar(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, b
         pred = x @ U.T  # (N, n): row r of sample i is U[r] . x_i
         prob = cp.Problem(cp.Minimize(loss_factor * cp.sum_squares(pred - y) + beta * sign * s),
                           cons)
-        prob.solve(solver=name)
-        if prob.status != cp.OPTIMAL:
-            raise SolverFailedError(f"cvxpy solver {name} returned status {prob.status!r}")
+        try:
+            prob.solve(solver=name)
+            status = prob.status
+        except cp.error.SolverError:
+            status = "solver_error"
+        if status != cp.OPTIMAL and max(beta, loss_factor) > 1e6:
+            raise ValueError(f"beta = {beta:g} or loss_factor = {loss_factor:g} is outside "
+                             f"the solver's numerical range (at most 1e6)")
+        if status != cp.OPTIMAL:
+            raise SolverFailedError(f"cvxpy solver {name} returned status {status!r}")
         values.append(float(prob.value))
     return min(values)
 

@@ -124,6 +124,8 @@ def phase_diagram(
     check_choice("batching", batching, tuple(BATCHING))
     if config is not None and not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig or None, got {type(config).__name__}")
+    if config is not None:
+        check_config(config, "config")
     cfg = (config or default_phase_config()).replace(**overrides)
     cfg = cfg.replace(track_sigma_min=False, log_every=max(1, cfg.steps), kernel=KERNELS[0])
     check_config(cfg)

@@ -60,13 +60,13 @@ def draw_history(axes: Sequence[Any], series: dict[str, dict[str, np.ndarray]]) 
         axes[0].legend(fontsize=8)
 
 
-def _check_series(series: Any) -> None:
+def _check_series(series: Any, *, allow_empty: bool = False) -> None:
     """``series``: kernel name -> {"steps", "loss", "pl_ratio", "sigma_min"} arrays of one
     length (see :func:`history_series`); NaN entries are allowed (not drawn)."""
     if not isinstance(series, dict):
         raise TypeError(f"series must be a dict (from history_series), got "
                         f"{type(series).__name__}")
-    if not series:
+    if not series and not allow_empty:
         raise ValueError("series must hold at least one kernel's curves")
     for k, s in series.items():
         if not isinstance(s, dict) or not {"steps", *(key for key, _ in PANELS)} <= set(s):

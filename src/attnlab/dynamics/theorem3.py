@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validate import check_float_array, check_int, check_real
+from .._validate import check_float_array, check_int, check_real_sequence
 from ..data import teacher_targets
 from ..kernels import KERNEL_TABLE, KERNELS
 from ..model import Params, check_params, prepare_X
@@ -162,16 +162,25 @@ def theorem3_check(X: Any, params: Params, y: Any, kernel: str | Sequence[str] =
         X: ``(N, n, D)`` or ``(M, N, n, D)``. params: the initial weights (``d_v = 1``).
         y: ``(N, n)`` or ``(M, N, n)``. kernel: one name or one per model.
     """
-    n_dirs = check_int("n_dirs", n_dirs, min=0)
-    fr = [check_real("fracs", float(v), min=0.0, max=1.0, strict_min=True) for v in fracs]
-    if not fr:
-        raise ValueError("fracs must hold at least one fraction in (0, 1]")
+    check_params("params", params)
+    n_dirs = check_int("n_dirs", n_dirs, min=0, max=10_000)
+    fr = check_real_sequence("fracs", fracs, min=0.0, max=1.0, strict_min=True)
+    seed = check_int("seed", seed, min=0)
     kern = _kernel_list(kernel, params.M)
     Xt = _per_model_X(X, params)
+    yt = torch.as_tensor(check_float_array("y", y)).to(params.dtype)
+    if tuple(yt.shape) not in (tuple(Xt.shape[1:3]), tuple(Xt.shape[:3])):
+        raise ValueError(f"y must have shape (N, n) = {tuple(Xt.shape[1:3])} or (M, N, n), "
+                         f"got {tuple(yt.shape)}")
+    if teacher_W_Q is not None:
+        if not isinstance(teacher_W_Q, torch.Tensor):
+            raise TypeError(f"teacher_W_Q must be a torch.Tensor or None, got "
+                            f"{type(teacher_W_Q).__name__}")
+        check_float_array("teacher_W_Q", teacher_W_Q, shape=tuple(params.W_Q.shape))
     Xf = Xt.flatten(1, 2)
     XX = Xf @ Xf.transpose(-1, -2)
     G0, Z0 = query_gradients(Xt, params, kern)
-    yt = torch.as_tensor(y).to(params.dtype).expand(Z0.shape)
+    yt = yt.expand(Z0.shape)
     r0 = Z0 - yt
     f0 = 0.5 * r0.square().flatten(1).sum(1)
     ev = torch.linalg.eigvalsh(_gram(XX, G0))
@@ -335,9 +344,19 @@ def theorem3_study(config: RunConfig = T3, seeds: int | Iterable[int] = range(64
     if config.data != "teacher":
         raise ValueError(f"config.data must be 'teacher' (Theorem 3 needs a zero-loss "
                          f"optimum), got {config.data!r}")
+    if protocols is not None and not isinstance(protocols, Mapping):
+        raise TypeError(f"protocols must be a mapping name -> RunConfig fields or None, got "
+                        f"{type(protocols).__name__}")
+    deltas = check_real_sequence("deltas", deltas, min=0.0)
     protocols = dict(PROTOCOLS if protocols is None else protocols)
     if not protocols:
         raise ValueError("protocols must name at least one step protocol")
+    fields_ = set(RunConfig.__dataclass_fields__)
+    for name, kw in protocols.items():
+        if not isinstance(kw, Mapping) or not set(kw) <= fields_:
+            raise TypeError(f"protocols[{name!r}] must map RunConfig fields to values, got "
+                            f"{kw!r}")
+        check_config(config.replace(**kw), f"protocols[{name!r}]")
     sweeps: dict[str, SweepResult] = {}
     check = None
     seconds = 0.0
