@@ -115,7 +115,8 @@ def objective_eq4(X: torch.Tensor, Y: torch.Tensor, beta: float, W: torch.Tensor
     beta = check_real("beta", beta, min=0.0)
     loss_factor = check_real("loss_factor", loss_factor, min=0.0, strict_min=True)
     (X, Y, W, W_V, W_O), np_out = _tensors(X=X, Y=Y, W=W, W_V=W_V, W_O=W_O)
-    if float(W.min()) < -1e-12 or float((W.sum(1) - 1).abs().max()) > 1e-9:
+    Wd = W.detach()
+    if float(Wd.min()) < -1e-12 or float((Wd.sum(1) - 1).abs().max()) > 1e-9:
         raise ValueError("W must be row-stochastic (W >= 0, rows sum to 1)")
     r = W @ X @ W_V @ W_O - Y
     return back(loss_factor * (r * r).sum() + 0.5 * beta * ((W_V * W_V).sum()

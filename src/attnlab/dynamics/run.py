@@ -179,12 +179,12 @@ def config_problems(cfg: RunConfig, *, d_max: int = D_MAX) -> list[str]:
                 "training without W_O: set a learning rate lr."
             )
     elif not _positive(cfg.lr):
-        out.append(f"The learning rate lr must be a positive number (got {cfg.lr!r}).")
+        out.append(f"The learning rate must be a positive number (got lr = {cfg.lr!r}).")
     if cfg.lr_rule == "curvature" and "W_Q" not in train:
         out.append("The curvature step rule measures the curvature in W_Q: train W_Q.")
     if not _positive(cfg.init_scale):
-        out.append(f"The init scale init_scale must be a positive number "
-                   f"(got {cfg.init_scale!r}).")
+        out.append(f"The init scale must be a positive number "
+                   f"(got init_scale = {cfg.init_scale!r}).")
     if not _positive(cfg.value_scale):
         out.append(f"value_scale must be a positive number (got {cfg.value_scale!r}).")
     if not _is_real(cfg.delta) or not math.isfinite(cfg.delta) or cfg.delta < 0:
@@ -192,7 +192,7 @@ def config_problems(cfg: RunConfig, *, d_max: int = D_MAX) -> list[str]:
     if not _positive(cfg.target_scale):
         out.append(f"target_scale must be a positive number (got {cfg.target_scale!r}).")
     if not _is_int(cfg.steps) or not 1 <= cfg.steps <= STEPS_MAX:
-        out.append(f"The number of steps must be an integer from 1 to {STEPS_MAX} "
+        out.append(f"Steps must be an integer from 1 to {STEPS_MAX} "
                    f"(got steps = {cfg.steps!r}).")
     if not _is_int(cfg.seed) or cfg.seed < 0:
         out.append(f"The seed must be an integer >= 0 (got seed = {cfg.seed!r}).")
