@@ -67,7 +67,7 @@ def test_options(data):
         convex.fit(X, y, 1.0, solver="cvxpy", cvx_form="dual")
     with pytest.raises(ValueError, match="betas must be a non-empty 1-D"):
         convex.regularization_path(X, y, [])
-    with pytest.raises(ValueError, match="beta must be > 0"):
+    with pytest.raises(ValueError, match="betas must be > 0"):
         convex.regularization_path(X, y, [1.0, -2.0])
 
 

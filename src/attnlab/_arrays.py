@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validate import check_array
+from ._validate import check_float_array
 
 __all__ = ["to_numpy", "to_tensor", "to_torch", "back"]
 
@@ -28,14 +28,20 @@ def to_tensor(x: Any) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
 
 
-def to_torch(arrays: dict[str, Any]) -> tuple[list[torch.Tensor], bool]:
-    """Named arrays (each checked: NumPy or torch) as tensors of one common float dtype and
-    device (the first non-CPU device among them, else the CPU).
+def to_torch(arrays: dict[str, Any], *, finite: bool = True,
+             grad: str = "keep") -> tuple[list[torch.Tensor], bool]:
+    """Named arrays as tensors of one common float dtype and device (the first non-CPU
+    device among them, else the CPU).
+
+    Each is checked by :func:`attnlab._validate.check_float_array` (NumPy or torch, real
+    numbers: complex, bool and object arrays raise; integers convert exactly; finite unless
+    ``finite=False``; tensors that require grad are kept differentiable unless
+    ``grad="detach"``), and the error names the array.
 
     Returns the tensors and ``True`` when the caller should return NumPy (no torch input).
     """
-    for name, x in arrays.items():
-        check_array(name, x)
+    arrays = {name: check_float_array(name, x, finite=finite, nonempty=False, grad=grad)
+              for name, x in arrays.items()}
     any_torch = any(isinstance(x, torch.Tensor) for x in arrays.values())
     ts = [to_tensor(x) for x in arrays.values()]
     dtype = ts[0].dtype

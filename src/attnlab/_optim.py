@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from ._validate import check_adam, check_real
+
 __all__ = ["adam_update_", "Optimizer", "Adam"]
 
 
@@ -65,6 +67,8 @@ class Adam:
 
     def __init__(self, params: list[torch.Tensor], lr: float, *, gd: bool = False,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        betas, eps = check_adam(betas, eps)
+        lr = check_real("lr", lr, min=0.0, strict_min=True)
         self.params, self.lr, self.gd, self.betas, self.eps = params, lr, gd, betas, eps
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]

@@ -52,7 +52,15 @@ def claim(condition: Any, text: str, **values: Any) -> None:
 
 
 def fmt(x: float, digits: int = 3) -> str:
-    """Format a number for prose: fixed point when moderate, scientific otherwise."""
+    """Format a number for prose: fixed point when moderate, scientific otherwise (NaN and
+    inf print as ``nan`` and ``inf``)."""
+    import numbers
+
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"x must be a real number, got {type(x).__name__} {x!r}")
+    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) \
+            or not 1 <= digits <= 17:
+        raise ValueError(f"digits must be an integer from 1 to 17, got {digits!r}")
     x = float(x)
     if x == 0 or 1e-3 <= abs(x) < 1e4:
         return f"{x:.{digits}g}"

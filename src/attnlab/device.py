@@ -44,6 +44,8 @@ def get_device(
     Raises:
         ValueError: unknown device name, or a device that is not available here.
     """
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype or None, got {type(dtype).__name__}")
     if isinstance(device, torch.device):
         kind = device.type
     else:

@@ -28,7 +28,7 @@ import torch
 
 from ._arrays import back, to_torch
 from ._logits import DISTANCE, DOT, LogitForm, _sqdist_t  # noqa: F401 (_sqdist_t re-exported)
-from ._validate import check_choice, check_finite, check_int, check_real
+from ._validate import check_bool, check_choice, check_finite, check_int, check_real
 
 __all__ = [
     "KERNELS",
@@ -163,6 +163,7 @@ def gaussian_kernel(Q: Array, K: Array, scale: float | None = None,
     """
     (Q, K), np_out = _to_torch({"Q": Q, "K": K})
     _check_qk(Q, K)
+    normalize = check_bool("normalize", normalize)
     L = DISTANCE.logits(Q, K, _default_scale(scale, Q.shape[-1]))
     return _back(torch.softmax(L, dim=-1) if normalize else torch.exp(L), np_out)
 
@@ -170,15 +171,21 @@ def gaussian_kernel(Q: Array, K: Array, scale: float | None = None,
 def row_stochastic(logits: Array) -> Array:
     """Softmax over the last axis: an unconstrained parametrization of a row-stochastic
     matrix (the shared attention matrix of the convex relaxation). ``(..., n, n)``."""
-    (L,), np_out = _to_torch({"logits": logits})
-    if L.ndim < 1:
-        raise ValueError(f"logits must have at least 1 dimension, got shape {tuple(L.shape)}")
+    # A model's parameters (requires grad) skip the finiteness check: it would cost a host
+    # sync in every forward pass on a GPU.
+    grad = isinstance(logits, torch.Tensor) and logits.requires_grad
+    (L,), np_out = _to_torch({"logits": logits}, finite=not grad)
+    if L.ndim < 1 or L.numel() == 0:
+        raise ValueError(f"logits must have at least 1 dimension and one entry, got shape "
+                         f"{tuple(L.shape)}")
     return _back(torch.softmax(L, dim=-1), np_out)
 
 
 def _check_qk(Q: torch.Tensor, K: torch.Tensor) -> None:
-    if Q.ndim < 2:
-        raise ValueError(f"Q must have shape (..., n, d), got {tuple(Q.shape)}")
+    if Q.ndim < 2 or Q.numel() == 0:
+        raise ValueError(f"Q must have shape (..., n, d) (non-empty), got {tuple(Q.shape)}")
+    if K.numel() == 0:
+        raise ValueError(f"K must be non-empty, got shape {tuple(K.shape)}")
     if K.ndim < 2 or K.shape[-1] != Q.shape[-1]:
         raise ValueError(f"K must have shape (..., n, d) with d = {Q.shape[-1]} like Q, "
                          f"got {tuple(K.shape)}")
@@ -202,6 +209,8 @@ def _check_model(X: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor,
         raise ValueError(f"X must have last axis D = {D} (from W_Q), got {tuple(X.shape)}")
     if X.ndim == 4 and X.shape[0] != W_Q.shape[0]:
         raise ValueError(f"X has {X.shape[0]} models on axis 0 but W_Q has {W_Q.shape[0]}")
+    if X.numel() == 0:
+        raise ValueError(f"X must be non-empty, got shape {tuple(X.shape)}")
     check_finite("X", X)
     if W_V is not None:
         H = W_Q.shape[-3]
@@ -265,7 +274,7 @@ def attention_matrix(X: Array, W_Q: Array, W_K: Array, kernel: str = DEFAULT_KER
     """
     (X, W_Q, W_K), np_out = _setup(kernel, {"X": X, "W_Q": W_Q, "W_K": W_K})
     _check_model(X, W_Q, W_K)
-    S, _, _ = _attention_t(X, W_Q, W_K, kernel, scale, bool(normalize))
+    S, _, _ = _attention_t(X, W_Q, W_K, kernel, scale, check_bool("normalize", normalize))
     return _back(S, np_out)
 
 
@@ -284,7 +293,7 @@ def layer_output(X: Array, W_Q: Array, W_K: Array, W_V: Array, kernel: str = DEF
     """
     (X, W_Q, W_K, W_V), np_out = _setup(kernel, {"X": X, "W_Q": W_Q, "W_K": W_K, "W_V": W_V})
     _check_model(X, W_Q, W_K, W_V)
-    S, _, _ = _attention_t(X, W_Q, W_K, kernel, scale, bool(normalize))
+    S, _, _ = _attention_t(X, W_Q, W_K, kernel, scale, check_bool("normalize", normalize))
     u = _values(X, _squeeze_wv(W_V, W_Q))
     out = (S @ u.unsqueeze(-1)).squeeze(-1).sum(-3)
     return _back(out, np_out)
@@ -303,7 +312,7 @@ def feature_matrix(X: Array, W_Q: Array, W_K: Array, kernel: str = DEFAULT_KERNE
     """
     (X, W_Q, W_K), np_out = _setup(kernel, {"X": X, "W_Q": W_Q, "W_K": W_K})
     _check_model(X, W_Q, W_K)
-    S, _, _ = _attention_t(X, W_Q, W_K, kernel, scale, bool(normalize))
+    S, _, _ = _attention_t(X, W_Q, W_K, kernel, scale, check_bool("normalize", normalize))
     return _back(_feature_t(S, X), np_out)
 
 
@@ -329,17 +338,39 @@ def sigma_min(C: Array, k: int | Array | None = None) -> Array:
     (Ct,), np_out = _to_torch({"C": C})
     if Ct.ndim not in (2, 3):
         raise ValueError(f"C must have shape (Nn, HD) or (M, Nn, HD), got {tuple(Ct.shape)}")
+    if Ct.shape[-1] == 0 or Ct.shape[-2] == 0:
+        raise ValueError(f"C must have at least one row and one column, got {tuple(Ct.shape)}")
+    r = min(Ct.shape[-2], Ct.shape[-1])
+    kk = None if k is None else _check_k(k, r, Ct.shape[:-2])
     s = torch.linalg.svdvals(Ct)  # descending, (..., min(rows, cols))
-    r = s.shape[-1]
-    if k is None:
+    if kk is None:
         out = s[..., r - 1]
     else:
-        kk = torch.as_tensor(np.asarray(k), dtype=torch.long, device=s.device)
-        if (kk < 1).any() or (kk > r).any():
-            raise ValueError(f"k must be in [1, {r}], got {np.asarray(k)}")
+        kk = kk.to(s.device)
         kk = kk.expand(s.shape[:-1]) if kk.ndim == 0 else kk
         out = s.gather(-1, (kk - 1).unsqueeze(-1)).squeeze(-1)
     return _back(out, np_out)
+
+
+def _check_k(k: Any, r: int, batch: tuple[int, ...]) -> torch.Tensor:
+    """``k`` of :func:`sigma_min`: an int or one int per model, each in ``[1, r]``; integral
+    values only (``2.9`` raises instead of being truncated to 2)."""
+    if isinstance(k, torch.Tensor):
+        k = k.detach().cpu().numpy()
+    if isinstance(k, np.ndarray) and k.ndim > 0:
+        if k.dtype.kind not in "iu":
+            raise TypeError(f"k must hold integers, got dtype {k.dtype}")
+        if tuple(k.shape) != tuple(batch):
+            raise ValueError(f"k must be one int or one per model {tuple(batch)}, "
+                             f"got shape {k.shape}")
+        vals = [check_int("k", int(v), min=1, max=r) for v in k.reshape(-1)]
+        return torch.as_tensor(vals, dtype=torch.long).reshape(k.shape)
+    if isinstance(k, (list, tuple)):
+        return _check_k(np.asarray([check_int("k", v) for v in k], dtype=np.int64)
+                        if k else np.zeros(0, dtype=np.int64), r, batch)
+    if isinstance(k, np.ndarray):
+        k = k.item()
+    return torch.tensor(check_int("k", k, min=1, max=r), dtype=torch.long)
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -384,7 +415,7 @@ def wq_gradient(X: Array, W_Q: Array, W_K: Array, W_V: Array, y: Array,
     (X, W_Q, W_K, W_V, y), np_out = _setup(
         kernel, {"X": X, "W_Q": W_Q, "W_K": W_K, "W_V": W_V, "y": y})
     _check_model(X, W_Q, W_K, W_V, y)
-    g, r = _token_grads(X, W_Q, W_K, W_V, y, kernel, scale, bool(normalize))
+    g, r = _token_grads(X, W_Q, W_K, W_V, y, kernel, scale, check_bool("normalize", normalize))
     Xr = X * r.unsqueeze(-1)  # (..., N, n, D)
     # grad[h] = Xr^T G_h with tokens stacked: (D, Nn) @ (Nn, d) per head
     grad = Xr.flatten(-3, -2).transpose(-1, -2).unsqueeze(-3) @ g.flatten(-3, -2)
@@ -410,7 +441,7 @@ def pl_lower_bound(X: Array, W_Q: Array, W_K: Array, W_V: Array, y: Array,
     (X, W_Q, W_K, W_V, y), np_out = _setup(
         kernel, {"X": X, "W_Q": W_Q, "W_K": W_K, "W_V": W_V, "y": y})
     _check_model(X, W_Q, W_K, W_V, y)
-    g, _ = _token_grads(X, W_Q, W_K, W_V, y, kernel, scale, bool(normalize))
+    g, _ = _token_grads(X, W_Q, W_K, W_V, y, kernel, scale, check_bool("normalize", normalize))
     G = g.flatten(-3, -2)  # (..., H, Nn, d)
     GG = (G @ G.transpose(-1, -2)).sum(-3)  # (..., Nn, Nn)
     Xf = X.flatten(-3, -2)  # (..., Nn, D)

@@ -15,13 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from ._validate import check_array, check_choice, check_int, check_real
-from .kernels import DEFAULT_KERNEL
-from .model import PARAM_NAMES, Params, forward
+from ._validate import (
+    check_bool,
+    check_choice,
+    check_float_array,
+    check_int,
+    check_real,
+    check_real_sequence,
+    check_size,
+)
+from .kernels import DEFAULT_KERNEL, KERNELS
+from .model import PARAM_NAMES, Params, check_params, forward
 
 # NumPy array or torch tensor (functions convert as needed).
 ArrayLike = np.ndarray | torch.Tensor
@@ -62,10 +71,8 @@ class LandscapeSlice:
 
 def _shared_xy(X: ArrayLike, y: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokens and targets shared by every grid point: X (N, n, D), y (N, n)."""
-    check_array("X", X)
-    check_array("y", y)
-    X = torch.as_tensor(X)
-    y = torch.as_tensor(y)
+    X = torch.as_tensor(check_float_array("X", X))
+    y = torch.as_tensor(check_float_array("y", y))
     if X.ndim == 4 and X.shape[0] == 1:
         X = X[0]
     if y.ndim == 3 and y.shape[0] == 1:
@@ -94,9 +101,13 @@ def model_loss(
     Returns:
         ``(M,)`` NumPy array.
     """
+    y = check_float_array("y", y)
     with torch.no_grad():
         out = forward(params, X, kernel, normalize=normalize)
         yt = torch.as_tensor(y).to(dtype=out.dtype, device=out.device)
+        if tuple(yt.shape) not in (tuple(out.shape[1:]), tuple(out.shape)):
+            raise ValueError(f"y must have shape (N, n) = {tuple(out.shape[1:])} or (M, N, n), "
+                             f"got {tuple(yt.shape)}")
         return (0.5 * (out - yt).square().sum((-2, -1))).cpu().numpy()
 
 
@@ -106,6 +117,9 @@ def _names(params: Params, names: Sequence[str] | None) -> tuple[str, ...]:
         return present
     if isinstance(names, str):
         names = (names,)
+    if not isinstance(names, (list, tuple)):
+        raise TypeError(f"names must be a parameter name, a sequence of names or None, got "
+                        f"{type(names).__name__}")
     names = tuple(check_choice("names", nm, PARAM_NAMES) for nm in names)
     missing = [nm for nm in names if nm not in present]
     if missing or not names:
@@ -120,6 +134,25 @@ def _row_mask(params: Params, W: torch.Tensor) -> torch.Tensor:
     D_model = torch.as_tensor(np.asarray(params.D_model), device=W.device)
     rows = torch.arange(W.shape[2], device=W.device)
     return (rows[None, :] < D_model[:, None]).to(W.dtype)[:, None, :, None].expand_as(W)
+
+
+def _check_direction(name: str, direction: Any, params: Params) -> None:
+    """A direction: dict block name -> finite real tensor shaped like that block."""
+    if not isinstance(direction, dict):
+        raise TypeError(f"{name} must be a dict name -> tensor (from random_direction), got "
+                        f"{type(direction).__name__}")
+    if not direction:
+        raise ValueError(f"{name} must hold at least one block")
+    W = params.tensors()
+    for k, v in direction.items():
+        if k not in W:
+            raise ValueError(f"{name} has block {k!r}, which params lacks ({tuple(W)})")
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"{name}[{k!r}] must be a torch.Tensor, got {type(v).__name__}")
+        check_float_array(name, v)
+        if tuple(v.shape) != tuple(W[k].shape):
+            raise ValueError(f"{name}[{k!r}] must match params.{k} in shape "
+                             f"{tuple(W[k].shape)}, got {tuple(v.shape)}")
 
 
 def filter_normalize(direction: Direction, params: Params, norm: str = "filter") -> Direction:
@@ -137,6 +170,8 @@ def filter_normalize(direction: Direction, params: Params, norm: str = "filter")
         A new dict (inputs are not modified).
     """
     check_choice("norm", norm, ("filter", "layer"))
+    check_params("params", params)
+    _check_direction("direction", direction, params)
     W = params.tensors()
     out = {}
     for name, dvec in direction.items():
@@ -172,6 +207,7 @@ def random_direction(
     Returns:
         dict name -> tensor shaped like the parameter, for every block of ``params``.
     """
+    check_params("params", params)
     seed = check_int("seed", seed, min=0)
     chosen = _names(params, names)
     g = torch.Generator().manual_seed(seed)
@@ -192,14 +228,30 @@ def perturb(params: Params, directions: Sequence[Direction], coefs: ArrayLike) -
     Returns:
         :class:`attnlab.Params` with ``M = G`` models.
     """
-    if not isinstance(params, Params) or params.M != 1:
+    check_params("params", params)
+    if params.M != 1:
         raise ValueError("params must be Params with a single model (M = 1); use .select(m)")
-    c = torch.as_tensor(np.asarray(coefs, dtype=float), dtype=params.dtype, device=params.device)
+    if isinstance(directions, dict) or not isinstance(directions, (list, tuple)) \
+            or not directions:
+        raise TypeError(f"directions must be a non-empty list of direction dicts, got "
+                        f"{type(directions).__name__}")
+    for dr in directions:
+        _check_direction("directions", dr, params)
+        if set(dr) != set(params.tensors()):
+            raise ValueError(f"directions must each have every block of params "
+                             f"{tuple(params.tensors())}")
+    coefs = check_float_array("coefs", np.atleast_2d(np.asarray(coefs))
+                              if isinstance(coefs, (list, tuple)) else coefs)
+    if coefs.ndim == 1 and len(directions) == 1:
+        coefs = coefs.reshape(-1, 1)
+    check_size("coefs", *coefs.shape, limit=10**7)
+    c = torch.as_tensor(np.asarray(coefs.cpu() if isinstance(coefs, torch.Tensor) else coefs,
+                                   dtype=float), dtype=params.dtype, device=params.device)
     if c.ndim != 2 or c.shape[1] != len(directions):
         raise ValueError(f"coefs must have shape (G, {len(directions)}), got {tuple(c.shape)}")
     new = {}
     for name, w in params.tensors().items():
-        D = torch.stack([dr[name][0] for dr in directions])  # (R, ...)
+        D = torch.stack([dr[name][0] for dr in directions]).to(w.dtype)  # (R, ...)
         new[name] = w + torch.tensordot(c, D, dims=([1], [0]))
     G = c.shape[0]
     return Params(
@@ -234,11 +286,15 @@ def loss_grid(
         ``(len(alphas), len(betas))`` NumPy array.
     """
     chunk = check_int("chunk", chunk, min=1)
+    check_params("params", params)
+    check_choice("kernel", kernel, KERNELS)
+    check_bool("normalize", normalize)
+    _check_direction("d1", d1, params)
+    _check_direction("d2", d2, params)
     X, y = _shared_xy(X, y)
-    a = np.asarray(alphas, dtype=float)
-    b = np.asarray(betas, dtype=float)
-    if a.ndim != 1 or b.ndim != 1 or a.size == 0 or b.size == 0:
-        raise ValueError("alphas and betas must be non-empty 1-D arrays")
+    a = np.asarray(check_real_sequence("alphas", alphas), dtype=float)
+    b = np.asarray(check_real_sequence("betas", betas), dtype=float)
+    check_size("len(alphas) * len(betas)", a.size, b.size, limit=10**7)
     A, B = np.meshgrid(a, b, indexing="ij")
     coefs = np.stack([A.ravel(), B.ravel()], axis=1)
     losses = [
@@ -275,8 +331,9 @@ def landscape_slice(
     Returns:
         :class:`LandscapeSlice`.
     """
+    check_params("params", params)
     span = check_real("span", span, min=0.0, strict_min=True)
-    points = check_int("points", points, min=2)
+    points = check_int("points", points, min=2, max=10_000)
     seed = check_int("seed", seed, min=0)
     chosen = _names(params, names)
     d1 = random_direction(params, names=chosen, seed=seed, norm=norm)

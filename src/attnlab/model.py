@@ -29,13 +29,22 @@ import numpy as np
 import torch
 
 from ._arrays import to_numpy, to_tensor
-from ._validate import check_array, check_choice, check_finite, check_int, check_real
+from ._validate import (
+    check_bool,
+    check_choice,
+    check_finite,
+    check_float_array,
+    check_int,
+    check_real,
+    check_size,
+)
 from .device import get_device
 from .kernels import DEFAULT_KERNEL, KERNEL_TABLE, KERNELS, _project
 
 __all__ = ["Params", "init_params", "forward", "stack_params", "PARAM_NAMES"]
 
 PARAM_NAMES = ("W_Q", "W_K", "W_V", "W_O")
+MAX_MODELS = 1_000_000  # models of one batch (M); more is a typo, not a batch
 MIXED = "mixed"  # the kind of a batch whose models use different kernels
 
 
@@ -57,8 +66,50 @@ class Params:
     D_model: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        # Shapes, dtypes and devices only: a diverged run's final weights may hold NaN
+        # (trainers and forward check finiteness where it matters).
+        for name in ("W_Q", "W_K", "W_V"):
+            if not isinstance(getattr(self, name), torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got "
+                                f"{type(getattr(self, name)).__name__}")
+            check_float_array(name, getattr(self, name), ndim=4, finite=False,
+                              allow_int=False, grad="keep")
+        if self.W_O is not None:
+            if not isinstance(self.W_O, torch.Tensor):
+                raise TypeError(f"W_O must be a torch.Tensor or None, got "
+                                f"{type(self.W_O).__name__}")
+            check_float_array("W_O", self.W_O, ndim=3, finite=False, allow_int=False,
+                              grad="keep")
+        M, H, D, _ = self.W_Q.shape
+        if self.W_K.shape != self.W_Q.shape:
+            raise ValueError(f"W_K must have the shape of W_Q {tuple(self.W_Q.shape)}, "
+                             f"got {tuple(self.W_K.shape)}")
+        if self.W_V.shape[:3] != (M, H, D):
+            raise ValueError(f"W_V must have shape (M, H, D, d_v) = ({M}, {H}, {D}, d_v), "
+                             f"got {tuple(self.W_V.shape)}")
+        if self.W_O is not None and tuple(self.W_O.shape) != (M, H * self.W_V.shape[3], 1):
+            raise ValueError(f"W_O must have shape (M, H d_v, 1) = "
+                             f"{(M, H * self.W_V.shape[3], 1)}, got {tuple(self.W_O.shape)}")
+        for name, t in self.tensors().items():
+            if t.dtype != self.W_Q.dtype or t.device != self.W_Q.device:
+                raise ValueError(f"{name} must have the dtype and device of W_Q "
+                                 f"({self.W_Q.dtype}, {self.W_Q.device}), got "
+                                 f"({t.dtype}, {t.device})")
+        scale = check_float_array("init_scale", _as_1d("init_scale", self.init_scale), ndim=1)
+        if scale.shape[0] not in (1, M):
+            raise ValueError(f"init_scale must have one entry per model (M = {M}), "
+                             f"got shape {tuple(scale.shape)}")
+        self.init_scale = np.broadcast_to(np.asarray(scale, dtype=float), (M,)).copy() \
+            if scale.shape[0] != M else scale
         if self.D_model is None:
-            self.D_model = np.full(self.W_Q.shape[0], self.W_Q.shape[2], dtype=np.int64)
+            self.D_model = np.full(M, D, dtype=np.int64)
+        else:
+            dm = check_float_array("D_model", _as_1d("D_model", self.D_model), ndim=1)
+            if dm.dtype.kind not in "iu" or dm.shape != (M,) or (dm < 1).any() \
+                    or (dm > D).any():
+                raise ValueError(f"D_model must hold one integer in [1, D = {D}] per model "
+                                 f"(M = {M}), got {self.D_model!r}")
+            self.D_model = dm
 
     M = property(lambda self: self.W_Q.shape[0], doc="number of models")
     H = property(lambda self: self.W_Q.shape[1], doc="heads")
@@ -98,17 +149,31 @@ class Params:
                                for k, v in self.tensors().items()})
 
 
+def _as_1d(name: str, value: Any) -> np.ndarray:
+    """A scalar, sequence, array or tensor as a 1-d NumPy array (dtype checked later)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        return np.atleast_1d(np.asarray(value))
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numbers, one per model, got {value!r}") from None
+
+
 def stack_params(params: Sequence[Params]) -> Params:
     """Concatenate several :class:`Params` along the model axis (same H, D, d, d_v)."""
+    if isinstance(params, (Params, str, bytes)) or not isinstance(params, Sequence):
+        raise TypeError(f"params must be a non-empty sequence of Params, got "
+                        f"{type(params).__name__}")
     params = list(params)
     if not params or not all(isinstance(p, Params) for p in params):
         raise TypeError("params must be a non-empty sequence of Params")
     first = params[0]
     for p in params[1:]:
         if p.W_Q.shape[1:] != first.W_Q.shape[1:] or p.W_V.shape[1:] != first.W_V.shape[1:] \
-                or (p.W_O is None) != (first.W_O is None):
-            raise ValueError("params must all have the same H, D, d, d_v and out_proj; "
-                             "pad D first (init_params with a sequence D)")
+                or (p.W_O is None) != (first.W_O is None) or p.dtype != first.dtype \
+                or p.device != first.device:
+            raise ValueError("params must all have the same H, D, d, d_v, out_proj, dtype "
+                             "and device; pad D first (init_params with a sequence D)")
     cat = {k: torch.cat([p.tensors()[k] for p in params]) for k in first.tensors()}
     return Params(**cat, init_scale=np.concatenate([p.init_scale for p in params]),
                   D_model=np.concatenate([p.D_model for p in params]))
@@ -176,10 +241,11 @@ def init_params(*, M: int = 1, H: int, D: int | Sequence[int], d: int,
     Draws happen on the CPU in float64 from a seeded ``torch.Generator`` per model, then
     are cast: the same seed gives the same weights for every dtype and device.
     """
-    M = check_int("M", M, min=1)
+    M = check_int("M", M, min=1, max=MAX_MODELS)
     H = check_int("H", H, min=1)
     d = check_int("d", d, min=1)
     d_v = check_int("d_v", d_v, min=1)
+    out_proj = check_bool("out_proj", out_proj)
     if d_v > 1 and not out_proj:
         raise ValueError(f"d_v must be 1 unless out_proj=True (W_O merged), got d_v={d_v}")
     Ds = _dims(D, M)
@@ -191,6 +257,7 @@ def init_params(*, M: int = 1, H: int, D: int | Sequence[int], d: int,
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     dev = get_device(device, dtype)
     Dmax = max(Ds)
+    check_size("M * H * D * max(d, d_v)", M, H, Dmax, max(d, d_v))
     shapes = {"W_Q": (H, Dmax, d), "W_K": (H, Dmax, d), "W_V": (H, Dmax, d_v)}
     out = {k: torch.zeros((M, *s), dtype=torch.float64) for k, s in shapes.items()}
     W_O = torch.zeros((M, H * d_v, 1), dtype=torch.float64) if out_proj else None
@@ -260,8 +327,7 @@ def forward_core(W: dict[str, torch.Tensor | None], X: torch.Tensor, kind: str,
 
 def prepare_X(X: Any, params: Params, name: str = "X") -> torch.Tensor:
     """Check tokens ``(N, n, D)`` or ``(M, N, n, D)`` against ``params``; cast to its dtype."""
-    check_array(name, X)
-    Xt = to_tensor(X)
+    Xt = to_tensor(check_float_array(name, X, finite=False, grad="keep"))
     if Xt.ndim not in (3, 4) or Xt.shape[-1] != params.D or \
             (Xt.ndim == 4 and Xt.shape[0] != params.M):
         raise ValueError(f"{name} must have shape (N, n, D) or (M, N, n, D) with "
@@ -270,7 +336,22 @@ def prepare_X(X: Any, params: Params, name: str = "X") -> torch.Tensor:
     return Xt.to(device=params.device, dtype=params.dtype)
 
 
-def check_inputs(params: Params, X: Any, kernel: str | Sequence[str], scale: float | None
+def check_params(name: str, params: Any, *, finite: bool = True) -> Params:
+    """``params`` must be a :class:`Params` (``TypeError`` naming ``name`` otherwise) whose
+    weights are finite (``ValueError``: NaN/inf weights are bad input, not a divergence)."""
+    if not isinstance(params, Params):
+        raise TypeError(f"{name} must be Params (from attnlab.init_params), got "
+                        f"{type(params).__name__}")
+    if finite:
+        for k, t in params.tensors().items():
+            if not bool(torch.isfinite(t.detach()).all()):
+                raise ValueError(f"{name}.{k} is not finite: the weights hold NaN or inf "
+                                 f"(pass finite weights)")
+    return params
+
+
+def check_inputs(params: Params, X: Any, kernel: str | Sequence[str], scale: float | None,
+                 *, finite: bool = True
                  ) -> tuple[str, torch.Tensor | None, torch.Tensor, float]:
     """The checks that open :func:`forward` and :func:`attnlab.train`: ``params`` is a
     :class:`Params`, ``kernel`` names kernels (see :func:`kernel_spec`), ``X`` fits
@@ -278,8 +359,7 @@ def check_inputs(params: Params, X: Any, kernel: str | Sequence[str], scale: flo
 
     Returns ``(kind, kernel_ids, X as a tensor of params' dtype and device, scale)``.
     """
-    if not isinstance(params, Params):
-        raise TypeError(f"params must be Params, got {type(params).__name__}")
+    check_params("params", params, finite=finite)
     kind, kernel_ids = kernel_spec(kernel, params.M)
     Xt = prepare_X(X, params)
     sc = 1.0 / math.sqrt(params.d) if scale is None else \
@@ -300,7 +380,14 @@ def forward(params: Params, X: Any, kernel: str | Sequence[str] = DEFAULT_KERNEL
     Returns:
         ``(M, N, n)`` or pooled ``(M, N)`` (torch).
     """
-    kind, kernel_ids, Xt, sc = check_inputs(params, X, kernel, scale)
-    out, _ = forward_core(params.tensors(), Xt, kind, kernel_ids, sc, bool(normalize),
-                          bool(pool))
+    return _forward(params, X, kernel, pool, scale, normalize)
+
+
+def _forward(params: Params, X: Any, kernel: Any, pool: Any = False, scale: Any = None,
+             normalize: Any = False, *, finite: bool = True) -> torch.Tensor:
+    """:func:`forward`; ``finite=False`` lets NaN weights through (snapshots of a batch in
+    which some models diverged: their outputs are NaN by design)."""
+    kind, kernel_ids, Xt, sc = check_inputs(params, X, kernel, scale, finite=finite)
+    out, _ = forward_core(params.tensors(), Xt, kind, kernel_ids, sc,
+                          check_bool("normalize", normalize), check_bool("pool", pool))
     return out

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import check_int, check_real
+from ._validate import check_float_array, check_int, check_real
 
 __all__ = ["Count", "Spread", "count", "spread", "wilson_interval"]
 
@@ -92,7 +92,13 @@ def spread(values: Sequence[float] | np.ndarray, q: float = 0.25) -> Spread:
 
     NaN entries (diverged runs) are not dropped silently: they raise ``ValueError``.
     """
-    v = np.asarray(values, dtype=float).reshape(-1)
+    if isinstance(values, (list, tuple)):
+        try:
+            values = np.asarray(values)
+        except (TypeError, ValueError):
+            raise TypeError("values must be a sequence of numbers") from None
+    v = np.asarray(check_float_array("values", values, finite=False, nonempty=False),
+                   dtype=float).reshape(-1)
     q = check_real("q", q, min=0.0, max=0.5)
     if v.size == 0:
         raise ValueError("values must hold at least one run")

@@ -25,7 +25,16 @@ import torch
 from ._arrays import to_numpy, to_tensor
 from ._grad import make_backend
 from ._threads import limit_threads
-from ._validate import check_array, check_choice, check_finite, check_int
+from ._validate import (
+    MAX_STEPS,
+    check_adam,
+    check_bool,
+    check_callable,
+    check_choice,
+    check_finite,
+    check_float_array,
+    check_int,
+)
 from .kernels import DEFAULT_KERNEL, _feature_t
 from .model import PARAM_NAMES, Params, _per_model, check_inputs, forward_core
 
@@ -35,6 +44,9 @@ OPTIMIZERS = ("gd", "adam")
 
 # None: pick the fastest backend (see _grad.py); tests force "autograd", "closed", ...
 _BACKEND: str | None = None
+# At most this many logged values (logged steps x models): the metric buffers are
+# preallocated, so an absurd request must fail before it allocates.
+MAX_LOGGED = 10**7
 # Problems below this size (~ flops per forward / 3) train on one CPU thread.
 _SMALL_WORK = 1 << 24
 
@@ -101,8 +113,7 @@ def _check_trained(train: Any, params: Params) -> tuple[str, ...]:
 
 
 def _prepare_y(y: Any, X: torch.Tensor, params: Params, pool: bool) -> torch.Tensor:
-    check_array("y", y)
-    yt = to_tensor(y)
+    yt = to_tensor(check_float_array("y", y, finite=False))
     N, n = X.shape[-3], X.shape[-2]
     base = (N,) if pool else (N, n)
     if tuple(yt.shape) not in (base, (params.M, *base)):
@@ -196,18 +207,27 @@ def train(params: Params, X: Any, y: Any, *, kernel: str | Sequence[str] = DEFAU
     """
     kind, kernel_ids, Xt, sc = check_inputs(params, X, kernel, scale)
     trained = _check_trained(train, params)
-    steps = check_int("steps", steps, min=0)
+    steps = check_int("steps", steps, min=0, max=MAX_STEPS)
     log_every = check_int("log_every", log_every, min=1)
+    logged = (steps // log_every + 2) * params.M
+    if logged > MAX_LOGGED:
+        raise ValueError(f"steps / log_every = {steps} / {log_every} logs about {logged:,} "
+                         f"values for M = {params.M} models (at most {MAX_LOGGED:,}): raise "
+                         f"log_every or lower steps")
     optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
-    for nm, cb in (("on_step", on_step), ("should_stop", should_stop)):
-        if cb is not None and not callable(cb):
-            raise TypeError(f"{nm} must be callable or None, got {type(cb).__name__}")
-    yt = _prepare_y(y, Xt, params, bool(pool))
+    check_callable("on_step", on_step)
+    check_callable("should_stop", should_stop)
+    normalize = check_bool("normalize", normalize)
+    pool = check_bool("pool", pool)
+    track_sigma_min = check_bool("track_sigma_min", track_sigma_min)
+    track_entropy = check_bool("track_entropy", track_entropy)
+    betas, eps = check_adam(betas, eps)
+    yt = _prepare_y(y, Xt, params, pool)
     fstar = torch.tensor(_per_model("f_star", f_star, params.M), dtype=params.dtype,
                          device=params.device)
-    lr_t = _resolve_lr(lr, trained, params, Xt, kind, kernel_ids, sc, bool(normalize),
-                       bool(pool), optimizer)
-    run = _Run(params, Xt, yt, kind, kernel_ids, sc, bool(normalize), bool(pool), trained,
+    lr_t = _resolve_lr(lr, trained, params, Xt, kind, kernel_ids, sc, normalize, pool,
+                       optimizer)
+    run = _Run(params, Xt, yt, kind, kernel_ids, sc, normalize, pool, trained,
                lr_t, optimizer, betas, eps, fstar, track_sigma_min, track_entropy)
     with limit_threads(_threads_for(params, Xt)):
         return run.loop(steps, log_every, on_step, should_stop, kernel)
@@ -256,14 +276,14 @@ class _Run:
                 buf[4, row] = _row_entropy(S)
 
     def loop(self, steps, log_every, on_step, should_stop, kernel) -> History:
-        log_steps = list(range(0, steps + 1, log_every))
+        log_steps = np.arange(0, steps + 1, log_every, dtype=np.int64)
         if log_steps[-1] != steps:
-            log_steps.append(steps)
+            log_steps = np.append(log_steps, np.int64(steps))
         M = self.p0.M
         buf = torch.full((5, len(log_steps), M), math.nan, dtype=self.p0.dtype,
                          device=self.p0.device)
         self.t0 = time.perf_counter()
-        row, stop_reason, nxt = 0, "completed", log_steps[0]
+        row, stop_reason, nxt = 0, "completed", int(log_steps[0])
         for step in range(steps + 1):
             if should_stop is not None and should_stop():
                 stop_reason = "stopped"
@@ -277,7 +297,7 @@ class _Run:
             if step == nxt:
                 self._record(buf, row, f, S)
                 row += 1
-                nxt = log_steps[row] if row < len(log_steps) else -1
+                nxt = int(log_steps[row]) if row < len(log_steps) else -1
                 if on_step is not None:
                     on_step(step, self._history(buf, row, log_steps, "running", kernel))
             if step == steps:
@@ -299,7 +319,7 @@ class _Run:
 
     def _history(self, buf, rows, log_steps, stop_reason, kernel) -> History:
         arr = to_numpy(buf[:, :rows]).transpose(0, 2, 1).copy()  # (5, M, T)
-        steps = np.asarray(log_steps[:rows], dtype=np.int64)
+        steps = log_steps[:rows].copy()
         for m in np.nonzero(self.diverged_at >= 0)[0]:
             arr[:, m, steps >= self.diverged_at[m]] = np.nan
         if stop_reason.startswith("diverged") and self.p0.M == 1:

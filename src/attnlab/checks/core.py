@@ -356,6 +356,9 @@ def report(assignment: Any | None = None) -> str:
             r = _RESULTS[pid]
             lines.append(f"{pid:6s} {r.title:40s} {_num(r.points):>5s}/{_num(r.max_points)}")
     else:
+        if not callable(getattr(assignment, "report_lines", None)):
+            raise TypeError(f"assignment must be an Assignment (e.g. a1.ASSIGNMENT) or None, "
+                            f"got {type(assignment).__name__}")
         lines = assignment.report_lines(_RESULTS)
     text = "\n".join(lines)
     print(text)

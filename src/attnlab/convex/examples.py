@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import check_real
+from .._validate import check_int, check_real
 from .heads import head_objective, recover_heads, train_heads
 from .solvers import fit
 
@@ -31,6 +31,8 @@ __all__ = [
 def convex_value(X: np.ndarray, y: np.ndarray, beta: float, loss_factor: float,
                  tol: float = 1e-12) -> tuple[float, np.ndarray]:
     """``min_Z loss_factor sum_i (<X_i,Z> - y_i)^2 + beta sum_k ||z_k||`` and its Z."""
+    beta = check_real("beta", beta, min=0.0, strict_min=True)
+    loss_factor = check_real("loss_factor", loss_factor, min=0.0, strict_min=True)
     res = fit(X, y, beta / (2.0 * loss_factor), tol=tol)
     return 2.0 * loss_factor * res.primal, np.asarray(res.Z)
 
@@ -55,6 +57,7 @@ class HalfFactorExample:
 def theorem1_half_factor_example(beta: float = 1.0, n: int = 2, d: int = 1) -> HalfFactorExample:
     """One sample ``X = 0 (n, d)``, ``y = 1``, ``L(a, b) = (a - b)^2``."""
     beta = check_real("beta", beta, min=0.0, strict_min=True)
+    n, d = check_int("n", n, min=1, max=10_000), check_int("d", d, min=1, max=10_000)
     X = np.zeros((1, n, d))
     y = np.ones(1)
     printed, _ = convex_value(X, y, beta, loss_factor=0.5)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_int, check_shape
+from .._validate import check_finite, check_int, check_shape, check_size
 from .problem import Array, as_tensor, like
 from .solvers import ConvexFit, fit
 
@@ -26,12 +26,17 @@ __all__ = ["make_gates", "gate_masks", "lifted_design", "fit_gated", "gated_pred
 def make_gates(P: int, d: int, *, seed: int = 0) -> np.ndarray:
     """``P`` seeded standard normal gate vectors: ``(P, d)``."""
     P, d = check_int("P", P, min=1), check_int("d", d, min=1)
+    check_size("P * d", P, d)
     return np.random.default_rng(check_int("seed", seed, min=0)).standard_normal((P, d))
 
 
 def _check(X: Any, gates: Any) -> None:
     check_shape("X", X, ("N", "n", "d"))
     check_shape("gates", gates, ("P", X.shape[2]))
+    if 0 in tuple(X.shape):
+        raise ValueError(f"X must have N, n, d >= 1, got shape {tuple(X.shape)}")
+    if gates.shape[0] == 0:
+        raise ValueError("gates must hold at least one gate (P >= 1)")
 
 
 def gate_masks(X: Array, gates: Array) -> Array:
@@ -64,5 +69,11 @@ def gated_predict(Z: Array, X: Array, gates: Array) -> Array:
     -> ``(N,)``."""
     _check(X, gates)
     Xg = as_tensor("Xg", lifted_design(X, gates))
-    Zt = as_tensor("Z", Z).reshape(Xg.shape[1], Xg.shape[2])
+    Zt = as_tensor("Z", Z)
+    Pn, d = Xg.shape[1], Xg.shape[2]
+    if tuple(Zt.shape) not in ((Pn, d), (gates.shape[0], X.shape[1], d)):
+        raise ValueError(f"Z must have shape (P n, d) = {(Pn, d)} or (P, n, d) = "
+                         f"{(gates.shape[0], X.shape[1], d)}, got {tuple(Zt.shape)}")
+    check_finite("Z", Zt)
+    Zt = Zt.reshape(Pn, d)
     return like((Xg * Zt).sum(dim=(1, 2)), X)

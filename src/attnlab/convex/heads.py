@@ -25,7 +25,15 @@ import torch
 
 from .._optim import Adam
 from .._threads import limit_threads
-from .._validate import check_array, check_choice, check_int, check_real, check_seeds, check_shape
+from .._validate import (
+    check_array,
+    check_choice,
+    check_int,
+    check_real,
+    check_seeds,
+    check_shape,
+    check_size,
+)
 from ..seed import make_generator
 from .problem import Array, as_tensor, check_beta, check_data, like
 
@@ -46,11 +54,14 @@ def recover_heads(Z: Array, tol: float = 1e-6, *,
 
     Returns:
         ``w (h, n)``, ``v (h, d)``, ``b (h,)`` (or ``(h, c)``), kind of Z; h = number of
-        nonzero rows (0 heads if Z = 0).
+        nonzero rows. ``Z = 0`` (``beta >= beta_max``) gives the empty model, ``h = 0``
+        heads (``w (0, n)``, ...), which :func:`heads_to_Z` maps back to ``Z = 0`` and
+        :func:`head_objective` evaluates (to ``1/2 ||y||^2``).
     """
     check_array("Z", Z)
-    if Z.ndim not in (2, 3):
-        raise ValueError(f"Z must have shape (n, d) or (c, n, d), got {tuple(Z.shape)}")
+    if Z.ndim not in (2, 3) or 0 in tuple(Z.shape):
+        raise ValueError(f"Z must have shape (n, d) or (c, n, d) (non-empty), got "
+                         f"{tuple(Z.shape)}")
     tol = check_real("tol", tol, min=0.0, max=1.0)
     variant = check_choice("variant", variant, ("corrected", "printed"))
     if variant == "printed" and Z.ndim == 3:
@@ -116,6 +127,7 @@ def head_objective(w: Array, v: Array, b: Array, X: Array, y: Array, beta: float
     """
     Xt, yt = check_data(X, y)
     beta = check_beta(beta)
+    simplex_tol = check_real("simplex_tol", simplex_tol, min=0.0)
     wt, vt, bt = _check_heads(w, v, b)
     N, n, d = Xt.shape
     if wt.shape[1] != n or vt.shape[1] != d:
@@ -126,7 +138,7 @@ def head_objective(w: Array, v: Array, b: Array, X: Array, y: Array, beta: float
     if wt.numel() and (float(wt.min()) < -simplex_tol
                        or float((wt.sum(1) - 1).abs().max()) > simplex_tol):
         raise ValueError("w must have rows on the simplex (w >= 0, each row sums to 1)")
-    b2 = bt.reshape(bt.shape[0], -1)
+    b2 = bt.unsqueeze(1) if bt.ndim == 1 else bt  # (h, c), also for h = 0 heads
     return float(_head_obj(wt, vt, b2, Xt, yt.reshape(N, -1), beta))
 
 
@@ -222,10 +234,15 @@ def _run_many(Xt: torch.Tensor, Y: torch.Tensor, beta: float, pairs: list[tuple[
             diverged)
 
 
+_MAX_HEADS = 100_000  # widths beyond this are a typo (each head is a row of w, v and b)
+# The objective is recorded at every step of every run: bound the buffer before training.
+_MAX_HEAD_STEPS = 10**7
+
+
 def _check_train(X: Array, y: Array, beta: float, steps: int, lr: float, optimizer: str,
                  init_scale: float, schedule: str):
     Xt, yt = check_data(X, y)
-    return (Xt, yt, check_beta(beta), check_int("steps", steps, min=0),
+    return (Xt, yt, check_beta(beta), check_int("steps", steps, min=0, max=_MAX_HEAD_STEPS),
             check_real("lr", lr, min=0.0, strict_min=True),
             check_choice("optimizer", optimizer, ("adam", "gd")),
             check_real("init_scale", init_scale, min=0.0),
@@ -250,7 +267,7 @@ def train_heads(X: Array, y: Array, beta: float, h: int, *, steps: int = 2000,
         :class:`HeadsResult`. A NaN/inf objective stops training with a reason (no raise).
         :func:`train_heads_batch` runs many seeds and widths at once, with the same iterates.
     """
-    h = check_int("h", h, min=1)
+    h = check_int("h", h, min=1, max=_MAX_HEADS)
     seed = check_int("seed", seed, min=0)
     return train_heads_batch(X, y, beta, h, seed, steps=steps, lr=lr, optimizer=optimizer,
                              init_scale=init_scale, schedule=schedule).run(0)
@@ -320,10 +337,12 @@ def train_heads_batch(X: Array, y: Array, beta: float, h: int | Sequence[int],
     widths = [h] if isinstance(h, (int, np.integer)) and not isinstance(h, bool) else h
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Iterable):
         raise TypeError(f"h must be an int or a sequence of ints >= 1, got {type(h).__name__}")
-    widths = [check_int("h", hj, min=1) for hj in widths]
+    widths = [check_int("h", hj, min=1, max=_MAX_HEADS) for hj in widths]
     if not widths:
         raise ValueError("h must hold at least one width")
     seed_list = check_seeds("seeds", seeds)
+    check_size("steps * len(h) * len(seeds)", steps + 1, len(widths), len(seed_list),
+               limit=10**8)
     pairs = [(hj, s) for hj in widths for s in seed_list]
     N = Xt.shape[0]
     t0 = time.perf_counter()
@@ -351,7 +370,7 @@ def head_certificate(w: Array, lam: Array, X: Array) -> Array:
     Returns:
         ``(h,)``, kind of ``X``.
     """
-    Xt, lt = check_data(X, lam)
+    Xt, lt = check_data(X, lam, y_name="lam")
     if lt.ndim != 1:
         raise ValueError(f"lam must have shape (N,), got {tuple(lt.shape)}")
     check_shape("w", w, ("h", Xt.shape[1]))
@@ -372,10 +391,10 @@ def min_norm_attention(lam: Array, X: Array, *, iters: int = 5000) -> Array:
     Returns:
         ``(n,)``, kind of ``X``.
     """
-    Xt, lt = check_data(X, lam)
+    Xt, lt = check_data(X, lam, y_name="lam")
     if lt.ndim != 1:
         raise ValueError(f"lam must have shape (N,), got {tuple(lt.shape)}")
-    iters = check_int("iters", iters, min=1)
+    iters = check_int("iters", iters, min=1, max=10**7)
     G = torch.einsum("i,ikd->kd", lt, Xt).cpu().numpy()
     n = G.shape[0]
     L = max(float(np.linalg.norm(G, 2)) ** 2, 1e-300)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .._arrays import to_numpy, to_tensor
-from .._validate import check_array, check_finite, check_real, check_shape
+from .._validate import check_array, check_finite, check_float_array, check_real, check_shape
 
 __all__ = [
     "primal_objective",
@@ -39,10 +39,8 @@ Array = np.ndarray | torch.Tensor
 def as_tensor(name: str, x: Any, dtype: torch.dtype = torch.float64,
               device: torch.device | str | None = None) -> torch.Tensor:
     """Validated float tensor (no copy when dtype and device already match)."""
-    check_array(name, x)
-    t = to_tensor(x)
-    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.bool)):
-        raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
+    # real numbers (complex, bool and string arrays raise), detached from any graph
+    t = to_tensor(check_float_array(name, x, finite=False, nonempty=False, grad="detach"))
     t = t.to(dtype=dtype, device=device if device is not None else t.device)
     # one cheap reduction first (NaN/inf propagate through a sum); the full elementwise
     # check, which allocates a mask as large as X, only runs when the sum is not finite
@@ -60,20 +58,24 @@ def like(x: torch.Tensor, ref: Any) -> Array:
 
 
 def check_data(X: Any, y: Any, *, dtype: torch.dtype = torch.float64,
-               device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate ``X (N, n, d)`` and ``y (N,)`` or ``(N, c)``; return float tensors."""
+               device: torch.device | str | None = None,
+               y_name: str = "y") -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate ``X (N, n, d)`` and ``y (N,)`` or ``(N, c)`` (named ``y_name`` in
+    messages, e.g. ``lam``); return float tensors."""
     check_shape("X", X, ("N", "n", "d"))
-    check_array("y", y)
+    check_array(y_name, y)
     if y.ndim not in (1, 2):
-        raise ValueError(f"y must have shape (N,) or (N, c), got {tuple(y.shape)}")
+        raise ValueError(f"{y_name} must have shape (N,) or (N, c), got {tuple(y.shape)}")
     if y.shape[0] != X.shape[0]:
         raise ValueError(
-            f"y must have one row per sample: X has N={X.shape[0]} samples, y has shape "
-            f"{tuple(y.shape)}"
+            f"{y_name} must have one row per sample: X has N={X.shape[0]} samples, "
+            f"{y_name} has shape {tuple(y.shape)}"
         )
-    if min(X.shape) == 0 or min(y.shape) == 0:
-        raise ValueError(f"X and y must be non-empty, got X {tuple(X.shape)}, y {tuple(y.shape)}")
-    return as_tensor("X", X, dtype, device), as_tensor("y", y, dtype, device)
+    if min(X.shape) == 0:
+        raise ValueError(f"X must be non-empty, got shape {tuple(X.shape)}")
+    if min(y.shape) == 0:
+        raise ValueError(f"{y_name} must be non-empty, got shape {tuple(y.shape)}")
+    return as_tensor("X", X, dtype, device), as_tensor(y_name, y, dtype, device)
 
 
 def check_beta(beta: Any) -> float:
@@ -108,6 +110,8 @@ def predict(Z: Array, X: Array) -> Array:
         ``(N,)`` for ``Z (n, d)``, ``(N, c)`` for ``Z (c, n, d)``; kind of ``X``.
     """
     check_shape("X", X, ("N", "n", "d"))
+    if 0 in tuple(X.shape):
+        raise ValueError(f"X must be non-empty, got shape {tuple(X.shape)}")
     Xt = as_tensor("X", X)
     check_array("Z", Z)
     c = None if Z.ndim == 2 else Z.shape[0]
@@ -163,7 +167,7 @@ def dual_certificate(lam: Array, X: Array) -> Array:
     Returns:
         ``(n,)`` for ``lam (N,)``, ``(c, n)`` for ``lam (N, c)``; kind of ``X``.
     """
-    Xt, lt = check_data(X, lam)
+    Xt, lt = check_data(X, lam, y_name="lam")
     g = torch.einsum("ikd,il->lkd", Xt, lt.reshape(lt.shape[0], -1)).norm(dim=2)
     return like(g[0] if lt.ndim == 1 else g, X)
 
@@ -175,5 +179,6 @@ def beta_max(X: Array, y: Array) -> float:
         X: ``(N, n, d)``.
         y: ``(N,)`` or ``(N, c)``.
     """
-    cert = dual_certificate(y, X)
+    Xt, yt = check_data(X, y)
+    cert = dual_certificate(yt, Xt)
     return float(np.max(np.asarray(cert))) if isinstance(cert, np.ndarray) else float(cert.max())

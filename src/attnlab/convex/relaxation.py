@@ -25,9 +25,17 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
+from .._arrays import back, to_torch
 from .._optim import Adam
 from .._threads import limit_threads
-from .._validate import check_int, check_real, check_shape
+from .._validate import (
+    MAX_STEPS,
+    check_finite,
+    check_int,
+    check_real,
+    check_shape,
+    check_size,
+)
 from ..seed import make_generator
 from .problem import as_tensor
 
@@ -44,12 +52,39 @@ __all__ = [
 ]
 
 
+def _tensors(**arrays: np.ndarray | torch.Tensor) -> tuple[list[torch.Tensor], bool]:
+    """The named arrays as tensors of one float dtype (checked: real, finite; autograd kept),
+    with each shape checked against the names' roles: ``X (N, n, d)``, ``Y (N, n, c)``,
+    ``W_Q, W_K (d, m)``, ``W_V (d, r)``, ``W_O (r, c)``, ``W (n, n)``."""
+    ts, np_out = to_torch(arrays)
+    t = dict(zip(arrays, ts, strict=True))
+    X = t["X"]
+    if X.ndim != 3 or 0 in X.shape:
+        raise ValueError(f"X must have shape (N, n, d) with N, n, d >= 1, got {tuple(X.shape)}")
+    N, n, d = X.shape
+    if "W_Q" in t:
+        check_shape("W_Q", t["W_Q"], (d, "m"))
+        check_shape("W_K", t["W_K"], tuple(t["W_Q"].shape))
+    if "W" in t:
+        check_shape("W", t["W"], (n, n))
+    check_shape("W_V", t["W_V"], (d, "r"))
+    check_shape("W_O", t["W_O"], (t["W_V"].shape[1], "c"))
+    if "Y" in t:
+        check_shape("Y", t["Y"], (N, n, t["W_O"].shape[1]))
+    return ts, np_out
+
+
 def softmax_attention_output(X: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor,
                              W_V: torch.Tensor, W_O: torch.Tensor) -> torch.Tensor:
     """eq. 3: ``X (N, n, d)``, ``W_Q, W_K (d, m)``, ``W_V (d, r)``, ``W_O (r, c)``.
 
-    Returns ``(N, n, c)``.
+    Returns ``(N, n, c)`` (NumPy when every input is NumPy).
     """
+    (X, W_Q, W_K, W_V, W_O), np_out = _tensors(X=X, W_Q=W_Q, W_K=W_K, W_V=W_V, W_O=W_O)
+    return back(_eq3_out(X, W_Q, W_K, W_V, W_O), np_out)
+
+
+def _eq3_out(X, W_Q, W_K, W_V, W_O):
     U = X @ W_Q @ W_K.T @ X.transpose(1, 2)
     return torch.softmax(U, dim=-1) @ X @ W_V @ W_O
 
@@ -57,34 +92,63 @@ def softmax_attention_output(X: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tens
 def shared_attention_output(W: torch.Tensor, X: torch.Tensor, W_V: torch.Tensor,
                             W_O: torch.Tensor) -> torch.Tensor:
     """eq. 4. ``W (n, n)`` row-stochastic, ``X (N, n, d)`` -> ``(N, n, c)``."""
-    return W @ X @ W_V @ W_O
+    (W, X, W_V, W_O), np_out = _tensors(W=W, X=X, W_V=W_V, W_O=W_O)
+    return back(W @ X @ W_V @ W_O, np_out)
 
 
 def objective_eq3(X: torch.Tensor, Y: torch.Tensor, beta: float, W_Q: torch.Tensor,
                   W_K: torch.Tensor, W_V: torch.Tensor, W_O: torch.Tensor,
                   loss_factor: float = 1.0) -> torch.Tensor:
     """Objective (3); ``Y (N, n, c)``."""
-    r = softmax_attention_output(X, W_Q, W_K, W_V, W_O) - Y
+    beta = check_real("beta", beta, min=0.0)
+    loss_factor = check_real("loss_factor", loss_factor, min=0.0, strict_min=True)
+    (X, Y, W_Q, W_K, W_V, W_O), np_out = _tensors(X=X, Y=Y, W_Q=W_Q, W_K=W_K, W_V=W_V,
+                                                  W_O=W_O)
+    r = _eq3_out(X, W_Q, W_K, W_V, W_O) - Y
     reg = sum((M * M).sum() for M in (W_Q, W_K, W_V, W_O))
-    return loss_factor * (r * r).sum() + 0.5 * beta * reg
+    return back(loss_factor * (r * r).sum() + 0.5 * beta * reg, np_out)
 
 
 def objective_eq4(X: torch.Tensor, Y: torch.Tensor, beta: float, W: torch.Tensor,
                   W_V: torch.Tensor, W_O: torch.Tensor, loss_factor: float = 1.0) -> torch.Tensor:
     """Objective (4); ``W (n, n)`` must be row-stochastic (checked)."""
-    if float(W.min()) < -1e-12 or float((W.sum(1) - 1).abs().max()) > 1e-9:
+    beta = check_real("beta", beta, min=0.0)
+    loss_factor = check_real("loss_factor", loss_factor, min=0.0, strict_min=True)
+    (X, Y, W, W_V, W_O), np_out = _tensors(X=X, Y=Y, W=W, W_V=W_V, W_O=W_O)
+    Wd = W.detach()
+    if float(Wd.min()) < -1e-12 or float((Wd.sum(1) - 1).abs().max()) > 1e-9:
         raise ValueError("W must be row-stochastic (W >= 0, rows sum to 1)")
-    r = shared_attention_output(W, X, W_V, W_O) - Y
-    return loss_factor * (r * r).sum() + 0.5 * beta * ((W_V * W_V).sum() + (W_O * W_O).sum())
+    r = W @ X @ W_V @ W_O - Y
+    return back(loss_factor * (r * r).sum() + 0.5 * beta * ((W_V * W_V).sum()
+                                                             + (W_O * W_O).sum()), np_out)
 
 
 def _check(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, beta: float,
            loss_factor: float) -> tuple[torch.Tensor, torch.Tensor, float, float]:
-    check_shape("X", X, ("N", "n", "d"))
-    check_shape("Y", Y, (X.shape[0], X.shape[1], "c"))
+    Xt, Yt = as_tensor("X", X), as_tensor("Y", Y)
+    check_shape("X", Xt, ("N", "n", "d"))
+    if 0 in Xt.shape:
+        raise ValueError(f"X must have N, n, d >= 1, got shape {tuple(Xt.shape)}")
+    check_shape("Y", Yt, (Xt.shape[0], Xt.shape[1], "c"))
+    for name, t in (("X", Xt), ("Y", Yt)):
+        check_finite(name, t)
     beta = check_real("beta", beta, min=0.0, strict_min=True)
     loss_factor = check_real("loss_factor", loss_factor, min=0.0, strict_min=True)
-    return as_tensor("X", X), as_tensor("Y", Y), beta, loss_factor
+    return Xt, Yt, beta, loss_factor
+
+
+def _check_run(m: int, restarts: int, steps: int, lr: float, init_scale: float,
+               seed: int) -> tuple[int, int, int, float, float, int]:
+    """The optimizer settings of :func:`minimize_eq3` and :func:`minimize_eq4`."""
+    m = check_int("m", m, min=1)
+    restarts = check_int("restarts", restarts, min=1)
+    check_size("restarts * m", restarts, m, limit=10**6)
+    steps = check_int("steps", steps, min=1, max=MAX_STEPS)
+    # beyond these the objective overflows float64 (exp of the attention logits)
+    lr = check_real("lr", lr, min=0.0, strict_min=True, max=1e3)
+    init_scale = check_real("init_scale", init_scale, min=0.0, strict_min=True, max=1e3)
+    seed = check_int("seed", seed, min=0)
+    return m, restarts, steps, lr, init_scale, seed
 
 
 def _adam_batched(params: list[torch.Tensor], obj, steps: int, lr: float) -> float:
@@ -139,7 +203,8 @@ def minimize_eq3(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, bet
     ``W_Q, W_K (d, m)``, ``W_V (d, m)``, ``W_O (m, c)``; init ``N(0, init_scale^2)``.
     """
     Xt, Yt, beta, loss_factor = _check(X, Y, beta, loss_factor)
-    m, restarts = check_int("m", m, min=1), check_int("restarts", restarts, min=1)
+    m, restarts, steps, lr, init_scale, seed = _check_run(m, restarts, steps, lr, init_scale,
+                                                          seed)
     d, c = Xt.shape[2], Yt.shape[2]
     ps = _init(((d, m), (d, m), (d, m), (m, c)), restarts, seed, init_scale)
     return _adam_batched(ps, lambda: _eq3_batched(Xt, Yt, beta, ps, loss_factor), steps, lr)
@@ -154,7 +219,8 @@ def minimize_eq4(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, bet
     opt(4) from above.
     """
     Xt, Yt, beta, loss_factor = _check(X, Y, beta, loss_factor)
-    m, restarts = check_int("m", m, min=1), check_int("restarts", restarts, min=1)
+    m, restarts, steps, lr, init_scale, seed = _check_run(m, restarts, steps, lr, init_scale,
+                                                          seed)
     n, d, c = Xt.shape[1], Xt.shape[2], Yt.shape[2]
     ps = _init(((n, n), (d, m), (m, c)), restarts, seed, init_scale)
     return _adam_batched(ps, lambda: _eq4_batched(Xt, Yt, beta, ps, loss_factor), steps, lr)
@@ -196,9 +262,16 @@ def opt_eq4_scalar(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, b
         pred = x @ U.T  # (N, n): row r of sample i is U[r] . x_i
         prob = cp.Problem(cp.Minimize(loss_factor * cp.sum_squares(pred - y) + beta * sign * s),
                           cons)
-        prob.solve(solver=name)
-        if prob.status != cp.OPTIMAL:
-            raise SolverFailedError(f"cvxpy solver {name} returned status {prob.status!r}")
+        try:
+            prob.solve(solver=name)
+            status = prob.status
+        except cp.error.SolverError:
+            status = "solver_error"
+        if status != cp.OPTIMAL and max(beta, loss_factor) > 1e6:
+            raise ValueError(f"beta = {beta:g} or loss_factor = {loss_factor:g} is outside "
+                             f"the solver's numerical range (at most 1e6)")
+        if status != cp.OPTIMAL:
+            raise SolverFailedError(f"cvxpy solver {name} returned status {status!r}")
         values.append(float(prob.value))
     return min(values)
 
@@ -260,6 +333,7 @@ def two_token_example(beta: float = 1.0, loss_factor: float = 1.0, *, restarts: 
     """
     beta = check_real("beta", beta, min=0.0, strict_min=True)
     loss_factor = check_real("loss_factor", loss_factor, min=0.0, strict_min=True)
+    _check_run(1, restarts, 1, 1.0, 1.0, seed)
     X = torch.tensor([[[1.0], [-1.0]]], dtype=torch.float64)  # (N=1, n=2, d=1)
     Y = torch.ones(1, 2, 1, dtype=torch.float64)
     zeros = [torch.zeros(1, 1, dtype=torch.float64) for _ in range(4)]

@@ -17,7 +17,15 @@ import torch
 
 from .._arrays import to_numpy
 from .._threads import for_data, limit_threads
-from .._validate import check_choice, check_int, check_real
+from .._validate import (
+    MAX_STEPS,
+    check_bool,
+    check_choice,
+    check_instance,
+    check_int,
+    check_real,
+    check_real_sequence,
+)
 from ..device import get_device
 from .cvx import solve_cvxpy
 from .fista import ConvergenceError, Design, build_design, exact_residual, gap_terms, solve_fista
@@ -172,12 +180,27 @@ def _threads_for(X: Any, device: Any) -> int | None:
 
 
 def _check_common(solver: str, tol: Any, max_iter: Any, check_every: Any,
-                  active_tol: Any) -> tuple[str, float, int, int, float]:
+                  active_tol: Any, allow_unconverged: Any = False, gram: Any = None,
+                  cvx_solver: Any = "CLARABEL", cvx_form: Any = "residual",
+                  cvx_options: Any = None) -> tuple[str, float, int, int, float]:
     solver = check_choice("solver", solver, SOLVERS)
     tol = check_real("tol", tol, min=0.0, strict_min=True)
-    max_iter = check_int("max_iter", max_iter, min=1)
+    max_iter = check_int("max_iter", max_iter, min=1, max=MAX_STEPS)
     check_every = check_int("check_every", check_every, min=1)
     active_tol = check_real("active_tol", active_tol, min=0.0, max=1.0)
+    # checked whichever solver runs, so a typo never passes silently
+    check_bool("allow_unconverged", allow_unconverged)
+    if gram is not None:
+        check_bool("gram", gram)
+    if not isinstance(cvx_solver, str) or not cvx_solver:
+        raise TypeError(f"cvx_solver must be a cvxpy solver name (str), got "
+                        f"{type(cvx_solver).__name__} {cvx_solver!r}")
+    check_choice("cvx_form", cvx_form, ("residual", "gram"))
+    check_instance("cvx_options", cvx_options, dict, allow_none=True)
+    if solver == "cvxpy":
+        from .cvx import _check_solver
+
+        _check_solver(cvx_solver)
     return solver, tol, max_iter, check_every, active_tol
 
 
@@ -212,7 +235,8 @@ def fit(X: Array, y: Array, beta: float, *, solver: str = "fast", tol: float = 1
     t0 = time.perf_counter()
     beta = check_beta(beta)
     solver, tol, max_iter, check_every, active_tol = _check_common(
-        solver, tol, max_iter, check_every, active_tol)
+        solver, tol, max_iter, check_every, active_tol, allow_unconverged, gram, cvx_solver,
+        cvx_form, cvx_options)
     with limit_threads(_threads_for(X, device)):
         des, vector, dev = _prepare(X, y, device, gram)
         x0 = _x0(Z0, des, vector, dev)
@@ -241,12 +265,10 @@ def regularization_path(X: Array, y: Array, betas: Sequence[float] | np.ndarray,
         other arguments: as in :func:`fit`.
     """
     t0 = time.perf_counter()
-    arr = to_numpy(betas).astype(float)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"betas must be a non-empty 1-D sequence, got shape {arr.shape}")
-    vals = [check_beta(float(b)) for b in arr]
+    vals = check_real_sequence("betas", betas, min=0.0, strict_min=True)
     solver, tol, max_iter, check_every, active_tol = _check_common(
-        solver, tol, max_iter, check_every, active_tol)
+        solver, tol, max_iter, check_every, active_tol, allow_unconverged, gram, cvx_solver,
+        cvx_form, cvx_options)
     with limit_threads(_threads_for(X, device)):
         return _path(X, y, vals, device, gram, t0, solver=solver, tol=tol, max_iter=max_iter,
                      check_every=check_every, allow_unconverged=allow_unconverged,

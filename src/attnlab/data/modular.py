@@ -53,7 +53,7 @@ def _is_prime(p: int) -> bool:
 
 
 def _check_p(p: int) -> int:
-    p = check_int("p", p, min=3)
+    p = check_int("p", p, min=3, max=10_007)  # p^2 equations: larger is a typo
     if not _is_prime(p):
         raise ValueError(f"p must be a prime >= 3 (division needs inverses mod p), got {p}")
     return p

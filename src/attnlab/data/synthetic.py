@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validate import check_int, check_real
+from .._validate import check_bool, check_int, check_real, check_size
 from ..device import get_device
 from ..kernels import DEFAULT_KERNEL
 from ..model import (
     Params,
     _dims,
     _stream_seed,
+    check_params,
     forward,
     kernel_spec,
     model_seeds,
@@ -64,6 +65,7 @@ def random_tokens(N: int, n: int, D: int | Sequence[int], *, seed: int | Sequenc
     if not multi:
         D = check_int("D", D, min=1)
         seed = check_int("seed", seed, min=0)
+        check_size("N * n * D", N, n, D)
         X = _randn((N, n, D), seed, _TOKENS) / math.sqrt(D)
         return X.to(device=dev, dtype=dtype)
     M = len(D) if isinstance(D, (list, tuple, np.ndarray)) else len(seed)
@@ -72,6 +74,7 @@ def random_tokens(N: int, n: int, D: int | Sequence[int], *, seed: int | Sequenc
     Ds = _dims(D, M)
     seeds = model_seeds(seed, M) if isinstance(seed, (list, tuple, np.ndarray)) \
         else [check_int("seed", seed, min=0)] * M
+    check_size("M * N * n * D", M, N, n, max(Ds))
     X = torch.zeros((M, N, n, max(Ds)), dtype=torch.float64)
     for m in range(M):
         X[m, :, :, :Ds[m]] = _randn((N, n, Ds[m]), seeds[m], _TOKENS) / math.sqrt(Ds[m])
@@ -87,6 +90,7 @@ def random_targets(N: int, n: int, *, seed: int, scale: float = 1.0,
     seed = check_int("seed", seed, min=0)
     scale = check_real("scale", scale, min=0.0)
     _check_dtype(dtype)
+    check_size("N * n", N, n)
     y = scale * _randn((N, n), seed, _TARGETS)
     return y.to(device=get_device(device, dtype), dtype=dtype)
 
@@ -108,9 +112,10 @@ def teacher_targets(X: Any, params0: Params, *, delta: float,
     Returns:
         ``(y, teacher)`` with ``y`` of shape ``(M, N, n)`` (``(M, N)`` if ``pool``).
     """
-    if not isinstance(params0, Params):
-        raise TypeError(f"params0 must be Params, got {type(params0).__name__}")
+    check_params("params0", params0)
     delta = check_real("delta", delta, min=0.0)
+    normalize = check_bool("normalize", normalize)
+    pool = check_bool("pool", pool)
     kernel_spec(kernel, params0.M)
     seeds = model_seeds(seed, params0.M)
     noise = torch.zeros(params0.W_Q.shape, dtype=torch.float64)

@@ -30,12 +30,16 @@ and sentiment word ids are drawn uniformly from their ranges.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from .._validate import check_int
+from .._validate import check_float_array, check_int, check_size
 
 __all__ = ["synthsent", "synthsent_decode", "synthsent_vocab", "check_synthsent_sizes"]
 
 PAD, NEGATOR = 0, 1
+
+
+_MAX_VOCAB = 100_000  # word ids of one kind; more is a typo (the vocabulary is listed)
 
 
 def check_synthsent_sizes(k: int, length: int, *, decoys: bool = True,
@@ -43,7 +47,7 @@ def check_synthsent_sizes(k: int, length: int, *, decoys: bool = True,
     """Validate ``k`` (odd, >= 1) and the sequence length (>= ``4 k`` with decoys, else
     ``2 k``, so every unit fits); returns them as ints. ``length_name`` names the length
     in the error (a config may call it ``n``)."""
-    k = check_int("k", k, min=1)
+    k = check_int("k", k, min=1, max=_MAX_VOCAB)
     if k % 2 == 0:
         raise ValueError(f"k must be odd (so the signed sum is never 0), got {k}")
     return k, check_int(length_name, length, min=4 * k if decoys else 2 * k)
@@ -52,8 +56,8 @@ def check_synthsent_sizes(k: int, length: int, *, decoys: bool = True,
 def synthsent_vocab(*, n_words: int = 8, n_filler: int = 16) -> dict[str, object]:
     """Token ids of SynthSent: ``{"pad": 0, "negator": 1, "filler": range, "positive":
     range, "negative": range, "size": V}`` with ``V = 2 + n_filler + 2 n_words``."""
-    W = check_int("n_words", n_words, min=1)
-    F = check_int("n_filler", n_filler, min=1)
+    W = check_int("n_words", n_words, min=1, max=_MAX_VOCAB)
+    F = check_int("n_filler", n_filler, min=1, max=_MAX_VOCAB)
     return {"pad": PAD, "negator": NEGATOR, "filler": range(2, 2 + F),
             "positive": range(2 + F, 2 + F + W), "negative": range(2 + F + W, 2 + F + 2 * W),
             "size": 2 + F + 2 * W}
@@ -67,6 +71,12 @@ def synthsent_decode(tokens, *, n_words: int = 8, n_filler: int = 16) -> list[st
     ``w3`` (filler), ``+1`` (positive), ``-0`` (negative).
     """
     vocab = synthsent_vocab(n_words=n_words, n_filler=n_filler)
+    tokens = check_float_array("tokens", np.asarray(tokens) if isinstance(tokens, list)
+                               else tokens, ndim=(1, 2), allow_int=True)
+    if isinstance(tokens, torch.Tensor):
+        tokens = tokens.cpu().numpy()
+    if np.asarray(tokens).dtype.kind not in "iu":
+        raise TypeError(f"tokens must hold integer ids, got dtype {np.asarray(tokens).dtype}")
     names = {PAD: "<pad>", NEGATOR: "not"}
     for group, tag, words in (("filler", "w", ["the", "film", "was", "and"]),
                               ("positive", "+", ["good", "great"]),
@@ -107,6 +117,7 @@ def synthsent(n: int, length: int = 24, *, k: int = 3, n_words: int = 8, n_fille
     if not isinstance(decoys, (bool, np.bool_)):
         raise TypeError(f"decoys must be a bool, got {type(decoys).__name__} {decoys!r}")
     k, length = check_synthsent_sizes(k, length, decoys=bool(decoys))
+    check_size("n * length", n, length, limit=10**9)
     vocab = synthsent_vocab(n_words=n_words, n_filler=n_filler)
     seed = check_int("seed", seed, min=0)
     rng = np.random.default_rng(seed)

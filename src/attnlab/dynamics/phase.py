@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_choice, check_int
+from .._validate import (
+    check_callable,
+    check_choice,
+    check_int,
+    check_int_sequence,
+    check_real_sequence,
+)
 from ..config import pick
 from ..kernels import KERNELS, expand_kernels, nn_threshold
 from .run import D_MAX, RunConfig, check_config, dashboard_log_every
@@ -33,6 +39,7 @@ def default_dims(N: int, n: int, H: int, count: int = 8) -> list[int]:
 
     Geometric from D*/8 to 4 D*, always containing ceil(D*), distinct, >= 1.
     """
+    N, n, H = (check_int(k, v, min=1, max=10**6) for k, v in (("N", N), ("n", n), ("H", H)))
     check_int("count", count, min=2, max=32)
     star = math.ceil(nn_threshold(N, n, H))
     raw = star * 2.0 ** np.linspace(-3, 2, count)
@@ -117,16 +124,16 @@ def phase_diagram(
     check_choice("batching", batching, tuple(BATCHING))
     if config is not None and not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig or None, got {type(config).__name__}")
+    if config is not None:
+        check_config(config, "config")
     cfg = (config or default_phase_config()).replace(**overrides)
     cfg = cfg.replace(track_sigma_min=False, log_every=max(1, cfg.steps), kernel=KERNELS[0])
     check_config(cfg)
-    scales = np.asarray(
-        np.logspace(-1, 1, pick(full=8, fast=4)) if init_scales is None else init_scales,
-        dtype=float,
-    ).reshape(-1)
-    if scales.size == 0 or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
-        raise ValueError("init_scales must be a non-empty sequence of positive numbers")
-    dims_ = default_dims(cfg.N, cfg.n, cfg.H, pick(full=8, fast=4)) if dims is None else dims
+    check_callable("on_progress", on_progress)
+    scales = np.logspace(-1, 1, pick(full=8, fast=4)) if init_scales is None else np.asarray(
+        check_real_sequence("init_scales", init_scales, min=0.0, strict_min=True), dtype=float)
+    dims_ = default_dims(cfg.N, cfg.n, cfg.H, pick(full=8, fast=4)) if dims is None else \
+        check_int_sequence("dims", dims, min=1, max=D_MAX)
     dims_arr = np.asarray([check_int("dims", v, min=1, max=D_MAX) for v in dims_])
     if dims_arr.size == 0:
         raise ValueError("dims must be a non-empty sequence of positive integers")

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels import KERNEL_TABLE
+from .._validate import check_float_array, check_instance
+from ..kernels import KERNEL_TABLE, KERNELS
 from ..train import History
 from .phase import PhaseResult
 from .run import RunResult
@@ -26,6 +27,14 @@ PANELS = (
 
 def history_series(hist: History, kernels: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
     """Per kernel (row ``m`` of ``hist`` is ``kernels[m]``): steps and the plotted curves."""
+    check_instance("hist", hist, History)
+    if isinstance(kernels, (str, bytes)) or not isinstance(kernels, Sequence):
+        raise TypeError(f"kernels must be a sequence of kernel names (one per row of hist), "
+                        f"got {type(kernels).__name__}")
+    if len(kernels) != hist.M or not all(isinstance(k, str) and k in KERNELS
+                                         for k in kernels):
+        raise ValueError(f"kernels must name one kernel of {KERNELS} per row of hist "
+                         f"(M = {hist.M}), got {tuple(kernels)!r}")
     steps = np.asarray(hist.steps)
     return {
         k: {"steps": steps, **{key: np.asarray(getattr(hist, key))[m] for key, _ in PANELS}}
@@ -35,6 +44,10 @@ def history_series(hist: History, kernels: Sequence[str]) -> dict[str, dict[str,
 
 def draw_history(axes: Sequence[Any], series: dict[str, dict[str, np.ndarray]]) -> None:
     """Draw loss / PL ratio / sigma_min(C) curves (one per kernel) on three log-y axes."""
+    _check_series(series)
+    if not isinstance(axes, (list, tuple, np.ndarray)) or len(axes) != len(PANELS) \
+            or not all(hasattr(a, "plot") for a in np.ravel(np.asarray(axes, dtype=object))):
+        raise TypeError(f"axes must be {len(PANELS)} matplotlib axes, got {axes!r:.80}")
     for ax, (key, title) in zip(axes, PANELS, strict=True):
         ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
@@ -47,6 +60,27 @@ def draw_history(axes: Sequence[Any], series: dict[str, dict[str, np.ndarray]]) 
         axes[0].legend(fontsize=8)
 
 
+def _check_series(series: Any, *, allow_empty: bool = False) -> None:
+    """``series``: kernel name -> {"steps", "loss", "pl_ratio", "sigma_min"} arrays of one
+    length (see :func:`history_series`); NaN entries are allowed (not drawn)."""
+    if not isinstance(series, dict):
+        raise TypeError(f"series must be a dict (from history_series), got "
+                        f"{type(series).__name__}")
+    if not series and not allow_empty:
+        raise ValueError("series must hold at least one kernel's curves")
+    for k, s in series.items():
+        if not isinstance(s, dict) or not {"steps", *(key for key, _ in PANELS)} <= set(s):
+            raise ValueError(f"series[{k!r}] must be a dict with steps, loss, pl_ratio and "
+                             f"sigma_min (from history_series)")
+        n = check_float_array("series", np.asarray(s["steps"]), ndim=1, nonempty=False).shape
+        for key, _ in PANELS:
+            v = check_float_array("series", np.asarray(s[key]), ndim=1, finite=False,
+                                  nonempty=False)
+            if v.shape != n:
+                raise ValueError(f"series[{k!r}][{key!r}] must have the length of its steps "
+                                 f"{n}, got {v.shape}")
+
+
 def _positive(x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(v, dtype=float)
     ok = np.isfinite(v) & (v > 0)
@@ -57,6 +91,9 @@ def plot_history(result: RunResult, *, title: str | None = None) -> Any:
     """Static figure of a run: loss, PL ratio and sigma_min(C) over steps, log scale."""
     import matplotlib.pyplot as plt
 
+    check_instance("result", result, RunResult)
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), constrained_layout=True)
     if result.history is not None:
         draw_history(axes, history_series(result.history, result.kernels))
@@ -76,7 +113,9 @@ def plot_history(result: RunResult, *, title: str | None = None) -> Any:
 
 def phase_color_range(values: np.ndarray) -> tuple[float, float]:
     """Colour limits for log10(f_T/f_0): from the best finite value to 0.01 (no progress);
-    cells where the loss grew by more than 2 % (> 0.01) get the "over" colour."""
+    cells where the loss grew by more than 2 % (> 0.01) get the "over" colour. NaN cells
+    (diverged) are ignored."""
+    values = np.asarray(check_float_array("values", values, finite=False, nonempty=False))
     finite = values[np.isfinite(values)]
     vmin = min(float(finite.min()) if finite.size else -1.0, -1e-3)
     return vmin, 0.01
@@ -88,7 +127,12 @@ def plot_phase(result: PhaseResult, *, axes: Sequence[Any] | None = None) -> Any
     import matplotlib
     import matplotlib.pyplot as plt
 
+    check_instance("result", result, PhaseResult)
     K = len(result.kernels)
+    if axes is not None and (not isinstance(axes, (list, tuple, np.ndarray)) or len(axes) != K
+                             or not all(hasattr(a, "imshow") for a in axes)):
+        raise TypeError(f"axes must be None or {K} matplotlib axes (one per kernel), got "
+                        f"{axes!r:.80}")
     if axes is None:
         fig, axes = plt.subplots(
             1, K, figsize=(4.6 * K + 0.8, 3.9), constrained_layout=True, squeeze=False

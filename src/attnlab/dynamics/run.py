@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validate import check_choice
+from .._validate import check_callable, check_choice, check_instance, check_int
 from ..config import pick
 from ..data import random_targets, random_tokens, teacher_targets
 from ..device import DTYPES, resolve_device
@@ -57,6 +57,7 @@ DATA_CHOICES = ("random", "teacher")
 LR_RULES = ("fixed", "curvature")
 D_MAX = 1024  # largest embedding dimension the widgets accept (keeps C small enough for SVDs)
 STEPS_MAX = 100_000
+_SIZE_MAX = 100_000  # N, n, d, H, d_v: a larger size is a typo (tokens N n D must fit memory)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ class RunConfig:
     @property
     def uses_W_O(self) -> bool:
         """Whether the model has an output projection ``W_O``."""
-        return bool(self.out_proj) or "W_O" in self.train
+        trains_W_O = isinstance(self.train, (tuple, list)) and "W_O" in self.train
+        return bool(self.out_proj) or trains_W_O
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with some fields changed (``train`` may be any iterable of names)."""
@@ -149,17 +151,21 @@ def config_problems(cfg: RunConfig, *, d_max: int = D_MAX) -> list[str]:
     The one validation of every run setting (widgets show these and disable Train; every
     experiment raises them as ``ValueError``).
     """
+    check_instance("cfg", cfg, RunConfig)
+    d_max = check_int("d_max", d_max, min=1)
     out: list[str] = []
     for name in ("N", "n", "d", "H", "d_v"):
         v = getattr(cfg, name)
         if not _is_int(v) or v < 1:
             out.append(f"{name} must be a positive integer (got {v!r}).")
+        elif v > _SIZE_MAX:
+            out.append(f"{name} must be at most {_SIZE_MAX} (got {v!r}).")
     if not _is_int(cfg.D) or not 1 <= cfg.D <= d_max:
         out.append(
             f"The embedding dimension D must be an integer from 1 to {d_max} (got {cfg.D!r})."
         )
     train = cfg.train if isinstance(cfg.train, tuple) else ()
-    if not isinstance(cfg.train, tuple):
+    if not isinstance(cfg.train, tuple) or not all(isinstance(m, str) for m in cfg.train):
         out.append(f"train must be a tuple of matrix names (got {cfg.train!r}).")
     elif not train:
         out.append("Select at least one matrix to train (W_Q, W_K, W_V or W_O).")
@@ -170,14 +176,15 @@ def config_problems(cfg: RunConfig, *, d_max: int = D_MAX) -> list[str]:
         if not auto_lr_allowed(train, cfg.uses_W_O) or cfg.lr_rule != "fixed":
             out.append(
                 "The automatic learning rate 1/sigma_max(C)^2 exists only for W_V-only "
-                "training without W_O: set a learning rate."
+                "training without W_O: set a learning rate lr."
             )
     elif not _positive(cfg.lr):
-        out.append(f"The learning rate must be a positive number (got {cfg.lr!r}).")
+        out.append(f"The learning rate must be a positive number (got lr = {cfg.lr!r}).")
     if cfg.lr_rule == "curvature" and "W_Q" not in train:
         out.append("The curvature step rule measures the curvature in W_Q: train W_Q.")
     if not _positive(cfg.init_scale):
-        out.append(f"The init scale must be a positive number (got {cfg.init_scale!r}).")
+        out.append(f"The init scale must be a positive number "
+                   f"(got init_scale = {cfg.init_scale!r}).")
     if not _positive(cfg.value_scale):
         out.append(f"value_scale must be a positive number (got {cfg.value_scale!r}).")
     if not _is_real(cfg.delta) or not math.isfinite(cfg.delta) or cfg.delta < 0:
@@ -185,14 +192,19 @@ def config_problems(cfg: RunConfig, *, d_max: int = D_MAX) -> list[str]:
     if not _positive(cfg.target_scale):
         out.append(f"target_scale must be a positive number (got {cfg.target_scale!r}).")
     if not _is_int(cfg.steps) or not 1 <= cfg.steps <= STEPS_MAX:
-        out.append(f"Steps must be an integer from 1 to {STEPS_MAX} (got {cfg.steps!r}).")
+        out.append(f"Steps must be an integer from 1 to {STEPS_MAX} "
+                   f"(got steps = {cfg.steps!r}).")
     if not _is_int(cfg.seed) or cfg.seed < 0:
-        out.append(f"The seed must be an integer >= 0 (got {cfg.seed!r}).")
+        out.append(f"The seed must be an integer >= 0 (got seed = {cfg.seed!r}).")
     if not _is_int(cfg.log_every) or cfg.log_every < 1:
         out.append(f"log_every must be a positive integer (got {cfg.log_every!r}).")
     for name in ("out_proj", "track_sigma_min"):
         if not isinstance(getattr(cfg, name), (bool, np.bool_)):
             out.append(f"{name} must be True or False (got {getattr(cfg, name)!r}).")
+    if all(_is_int(getattr(cfg, k)) for k in ("N", "n", "D")) and \
+            cfg.N * cfg.n * cfg.D > 10**8:
+        out.append(f"The tokens N n D = {cfg.N * cfg.n * cfg.D:,} values are too many "
+                   f"(at most 10^8): lower N, n or D.")
     if cfg.uses_W_O is False and _is_int(cfg.d_v) and cfg.d_v != 1:
         out.append(f"d_v = {cfg.d_v} needs the output projection: set out_proj=True.")
     for name, value, allowed in (
@@ -209,6 +221,8 @@ def config_problems(cfg: RunConfig, *, d_max: int = D_MAX) -> list[str]:
 
 def check_config(cfg: Any, name: str = "config") -> RunConfig:
     """Return ``cfg`` if it is a valid :class:`RunConfig`; else raise naming ``name``."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
     if not isinstance(cfg, RunConfig):
         raise TypeError(f"{name} must be a RunConfig, got {type(cfg).__name__}")
     problems = config_problems(cfg)
@@ -275,6 +289,9 @@ def make_problem(
     run ``make_problem(cfgs[m], kernels[m])``: tokens and initial weights depend on
     (N, n, D, seed, s), not on the kernel; teacher targets use the model's own kernel.
     """
+    if isinstance(cfgs, (str, bytes)) or not isinstance(cfgs, (RunConfig, Sequence)):
+        raise TypeError(f"cfgs must be a RunConfig or a sequence of them, got "
+                        f"{type(cfgs).__name__}")
     cfgs = [cfgs] if isinstance(cfgs, RunConfig) else list(cfgs)
     if not cfgs:
         raise ValueError("cfgs must hold at least one RunConfig")
@@ -283,12 +300,16 @@ def make_problem(
     if kernels is None:
         kern = [check_choice("kernel", c.kernel, KERNELS) for c in cfgs]
     else:
+        if not isinstance(kernels, (str, Sequence)):
+            raise TypeError(f"kernels must be a kernel name or one per config, got "
+                            f"{type(kernels).__name__}")
         kern = [kernels] * len(cfgs) if isinstance(kernels, str) else list(kernels)
         if len(kern) != len(cfgs):
             raise ValueError(f"kernels must be one name or one per config ({len(cfgs)}), "
                              f"got {len(kern)}")
         for k in kern:
             check_choice("kernels", k, KERNELS)
+    check_choice("device", device, ("cpu", "cuda", "mps"))
     c0 = cfgs[0]
     for c in cfgs[1:]:
         bad = [f for f in BATCH_FIXED if getattr(c, f) != getattr(c0, f)]
@@ -312,10 +333,17 @@ def make_problem(
                    configs=[c.replace(kernel=k) for c, k in zip(cfgs, kern, strict=True)])
 
 
+def _check_problem(prob: Any) -> Problem:
+    check_instance("prob", prob, Problem)
+    if not prob.configs:
+        raise ValueError("prob must come from make_problem (it holds no configs)")
+    return prob
+
+
 def step_sizes(prob: Problem) -> float | list[float] | None:
     """The step size of every run of ``prob`` by its config's rule (see :class:`RunConfig`):
     ``None`` (the engine's default), one shared float, or one per run."""
-    cfgs = prob.configs
+    cfgs = _check_problem(prob).configs
     if cfgs[0].lr_rule == "curvature":
         return curvature_lr(prob.X, prob.params, prob.kernel,
                             np.asarray([c.lr for c in cfgs], dtype=float)).tolist()
@@ -334,7 +362,9 @@ def train_problem(
     should_stop: Callable[[], bool] | None = None,
 ) -> History:
     """Train every run of ``prob`` in one engine call, with its configs' settings."""
-    c0 = prob.configs[0]
+    c0 = _check_problem(prob).configs[0]
+    check_callable("on_step", on_step)
+    check_callable("should_stop", should_stop)
     return train(
         prob.params, prob.X, prob.y, kernel=prob.kernel, train=c0.train, lr=step_sizes(prob),
         steps=c0.steps, log_every=c0.log_every, track_sigma_min=c0.track_sigma_min,
@@ -445,7 +475,7 @@ def _last_finite(a: np.ndarray) -> float:
 def dashboard_log_every(steps: int) -> int:
     """Log about 100 times per run: enough points for the curves, and each logged step
     costs an SVD (sigma_min(C)) and, with live plots, an engine snapshot."""
-    return max(1, int(steps) // 100)
+    return max(1, check_int("steps", steps, min=0) // 100)
 
 
 def run_config(
@@ -463,7 +493,9 @@ def run_config(
     learning rate"``, never an exception. Raises ``ValueError`` for an invalid config (see
     :func:`config_problems`).
     """
-    check_config(cfg)
+    check_config(cfg, "cfg")
+    check_callable("on_step", on_step)
+    check_callable("should_stop", should_stop)
     device, note = resolve_device(cfg.device, cfg.dtype)
     t0 = time.perf_counter()
     kernels = list(cfg.kernels)
@@ -480,6 +512,6 @@ def default_dashboard_config(**overrides: Any) -> RunConfig:
     cfg = RunConfig(init_scale=0.5, kernel=BOTH, data="teacher", lr=0.5,
                     steps=pick(full=500, fast=200), device="auto")
     cfg = cfg.replace(**overrides)
-    if "log_every" not in overrides:
+    if "log_every" not in overrides and isinstance(cfg.steps, int):
         cfg = cfg.replace(log_every=dashboard_log_every(cfg.steps))
-    return cfg
+    return check_config(cfg, "config")

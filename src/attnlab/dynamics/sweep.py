@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_seeds
+from .._validate import check_bool, check_callable, check_seeds
 from ..kernels import BOTH, KERNELS
 from ..stats import Count, Spread, count, spread
 from ..train import History
@@ -191,8 +191,13 @@ def sweep(
     """
     runs, axes = grid(config, seeds, **axes)
     names = {f.name for f in fields(RunConfig)}
+    keep = check_bool("keep", keep)
+    check_callable("on_progress", on_progress)
     if isinstance(batch_by, str):
         batch_by = (batch_by,)
+    if not isinstance(batch_by, (list, tuple)):
+        raise TypeError(f"batch_by must be a sequence of RunConfig field names, got "
+                        f"{type(batch_by).__name__}")
     for b in batch_by:
         if b not in names:
             raise ValueError(f"batch_by must name RunConfig fields, got {b!r}")

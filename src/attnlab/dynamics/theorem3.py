@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validate import check_int, check_real
+from .._validate import check_float_array, check_int, check_real_sequence
 from ..data import teacher_targets
 from ..kernels import KERNEL_TABLE, KERNELS
-from ..model import Params
+from ..model import Params, check_params, prepare_X
 from ..stats import Count, count
 from .run import Problem, RunConfig, check_config
 from .sweep import SweepResult, sweep
@@ -53,7 +53,7 @@ C_COND = 4.0 * math.sqrt(2.0)  # condition: lambda_0 >= C_COND * L * sqrt(f_0)
 
 
 def _per_model_X(X: Any, params: Params) -> torch.Tensor:
-    Xt = torch.as_tensor(X).to(params.dtype)
+    Xt = prepare_X(X, params).detach()
     if Xt.ndim == 3:
         Xt = Xt.expand(params.M, *Xt.shape)
     if Xt.ndim != 4 or Xt.shape[0] != params.M or Xt.shape[-1] != params.D:
@@ -63,6 +63,9 @@ def _per_model_X(X: Any, params: Params) -> torch.Tensor:
 
 
 def _kernel_list(kernel: str | Sequence[str], M: int) -> list[str]:
+    if not isinstance(kernel, (str, list, tuple)):
+        raise TypeError(f"kernel must be a kernel name or one per model, got "
+                        f"{type(kernel).__name__}")
     kern = [kernel] * M if isinstance(kernel, str) else list(kernel)
     if len(kern) != M:
         raise ValueError(f"kernel must be one name or one per model ({M}), got {len(kern)}")
@@ -82,13 +85,16 @@ def query_gradients(X: Any, params: Params, kernel: str | Sequence[str] = KERNEL
     replaces ``params.W_Q`` when given. Returns ``G`` ``(M, H, N, n, d)`` and ``Z``
     ``(M, N, n)``.
     """
-    if not isinstance(params, Params):
-        raise TypeError(f"params must be Params, got {type(params).__name__}")
+    check_params("params", params)
     if params.W_O is not None or params.d_v != 1:
         raise ValueError("params must have d_v = 1 and no W_O (the theory setting)")
     Xt = _per_model_X(X, params)
     kern = _kernel_list(kernel, params.M)
-    WQ = params.W_Q if W_Q is None else W_Q
+    if W_Q is not None:
+        if not isinstance(W_Q, torch.Tensor):
+            raise TypeError(f"W_Q must be a torch.Tensor or None, got {type(W_Q).__name__}")
+        check_float_array("W_Q", W_Q, shape=tuple(params.W_Q.shape))
+    WQ = params.W_Q if W_Q is None else W_Q.to(dtype=params.dtype, device=params.device)
     scale = 1.0 / math.sqrt(params.d)
     G = torch.empty(*WQ.shape[:2], *Xt.shape[1:3], params.d, dtype=params.dtype)
     Z = torch.empty(Xt.shape[:3], dtype=params.dtype)
@@ -156,16 +162,25 @@ def theorem3_check(X: Any, params: Params, y: Any, kernel: str | Sequence[str] =
         X: ``(N, n, D)`` or ``(M, N, n, D)``. params: the initial weights (``d_v = 1``).
         y: ``(N, n)`` or ``(M, N, n)``. kernel: one name or one per model.
     """
-    n_dirs = check_int("n_dirs", n_dirs, min=0)
-    fr = [check_real("fracs", float(v), min=0.0, max=1.0, strict_min=True) for v in fracs]
-    if not fr:
-        raise ValueError("fracs must hold at least one fraction in (0, 1]")
+    check_params("params", params)
+    n_dirs = check_int("n_dirs", n_dirs, min=0, max=10_000)
+    fr = check_real_sequence("fracs", fracs, min=0.0, max=1.0, strict_min=True)
+    seed = check_int("seed", seed, min=0)
     kern = _kernel_list(kernel, params.M)
     Xt = _per_model_X(X, params)
+    yt = torch.as_tensor(check_float_array("y", y)).to(params.dtype)
+    if tuple(yt.shape) not in (tuple(Xt.shape[1:3]), tuple(Xt.shape[:3])):
+        raise ValueError(f"y must have shape (N, n) = {tuple(Xt.shape[1:3])} or (M, N, n), "
+                         f"got {tuple(yt.shape)}")
+    if teacher_W_Q is not None:
+        if not isinstance(teacher_W_Q, torch.Tensor):
+            raise TypeError(f"teacher_W_Q must be a torch.Tensor or None, got "
+                            f"{type(teacher_W_Q).__name__}")
+        check_float_array("teacher_W_Q", teacher_W_Q, shape=tuple(params.W_Q.shape))
     Xf = Xt.flatten(1, 2)
     XX = Xf @ Xf.transpose(-1, -2)
     G0, Z0 = query_gradients(Xt, params, kern)
-    yt = torch.as_tensor(y).to(params.dtype).expand(Z0.shape)
+    yt = yt.expand(Z0.shape)
     r0 = Z0 - yt
     f0 = 0.5 * r0.square().flatten(1).sum(1)
     ev = torch.linalg.eigvalsh(_gram(XX, G0))
@@ -329,9 +344,19 @@ def theorem3_study(config: RunConfig = T3, seeds: int | Iterable[int] = range(64
     if config.data != "teacher":
         raise ValueError(f"config.data must be 'teacher' (Theorem 3 needs a zero-loss "
                          f"optimum), got {config.data!r}")
+    if protocols is not None and not isinstance(protocols, Mapping):
+        raise TypeError(f"protocols must be a mapping name -> RunConfig fields or None, got "
+                        f"{type(protocols).__name__}")
+    deltas = check_real_sequence("deltas", deltas, min=0.0)
     protocols = dict(PROTOCOLS if protocols is None else protocols)
     if not protocols:
         raise ValueError("protocols must name at least one step protocol")
+    fields_ = set(RunConfig.__dataclass_fields__)
+    for name, kw in protocols.items():
+        if not isinstance(kw, Mapping) or not set(kw) <= fields_:
+            raise TypeError(f"protocols[{name!r}] must map RunConfig fields to values, got "
+                            f"{kw!r}")
+        check_config(config.replace(**kw), f"protocols[{name!r}]")
     sweeps: dict[str, SweepResult] = {}
     check = None
     seconds = 0.0

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._validate import check_int
+from .._validate import check_int, check_int_sequence, check_real, check_real_sequence
 from ..kernels import BOTH, KERNELS, attention_matrix, layer_output, pl_lower_bound, wq_gradient
-from ..model import Params, forward
+from ..model import Params, _forward, forward
 from ..train import History
 from .measures import reachable_floor, reachable_interval, wq_jacobian
 from .run import RunConfig, check_config, make_problem, train_problem
@@ -106,11 +106,13 @@ def wq_run(config: RunConfig = C5, seeds: int | Iterable[int] = range(8), *,
     h = train_problem(prob, on_step=keep)
     snap_steps = np.asarray(sorted(snaps))
     with torch.no_grad():
-        Z = torch.stack([forward(snaps[t], X, kernel) for t in snap_steps], 1)
+        # a diverged model's snapshots hold NaN weights: its outputs are NaN (see h)
+        Z = torch.stack([_forward(snaps[t], X, kernel, finite=False) for t in snap_steps], 1)
         fin = h.params
         S_att = attention_matrix(X, fin.W_Q, fin.W_K, kernel)  # (S, H, N, n, n)
-        q = torch.einsum("mind,mde->mine", X, fin.W_Q[:, 0])
-        q0 = torch.einsum("mind,mde->mine", X, p.W_Q[:, 0])
+        X4 = X if X.ndim == 4 else X.expand(p.M, *X.shape)  # one seed: X is shared
+        q = torch.einsum("mind,mde->mine", X4, fin.W_Q[:, 0])
+        q0 = torch.einsum("mind,mde->mine", X4, p.W_Q[:, 0])
     lo, hi = reachable_interval(X, p, kernel)
     return WQRun(kernel, np.asarray(axes["seed"]), h.steps, h.loss, h.pl_ratio, snap_steps,
                  Z.numpy(), y.numpy(), lo, hi, reachable_floor(X, p, y, kernel),
@@ -192,9 +194,11 @@ def teacher_runs(
 
     axes = {
         "kernel": expand_kernels(config.kernel if kernels is None else kernels, "kernels"),
-        "delta": (config.delta,) if deltas is None else tuple(deltas),
-        "init_scale": (config.init_scale,) if scales is None else tuple(scales),
-        "D": (config.D,) if Ds is None else tuple(Ds),
+        "delta": (config.delta,) if deltas is None else
+        tuple(check_real_sequence("deltas", deltas, min=0.0)),
+        "init_scale": (config.init_scale,) if scales is None else
+        tuple(check_real_sequence("scales", scales, min=0.0, strict_min=True)),
+        "D": (config.D,) if Ds is None else tuple(check_int_sequence("Ds", Ds, min=1)),
     }
     res = sweep(config, seeds, **axes)
     return TeacherRuns(
@@ -208,6 +212,8 @@ def teacher_runs(
 def teacher_comparison(config: RunConfig = C7, seeds: int | Iterable[int] = range(8), *,
                        deltas: Sequence[float] = (0.5, 1.0, 2.0)) -> TeacherRuns:
     """C7: every kernel, several teacher distances ``delta``, ``D >= N n``."""
+    if deltas is None:
+        raise TypeError("deltas must be a sequence of numbers >= 0, got None")
     return teacher_runs(config, seeds, deltas=deltas)
 
 
@@ -215,6 +221,8 @@ def teacher_vs_dim(config: RunConfig = C8,
                    seeds: int | Iterable[int] = range(8), *,
                    Ds: Sequence[int] = (8, 16, 32, 64)) -> TeacherRuns:
     """C8: every kernel against the embedding dimension (``N n = 16`` in :data:`C8`)."""
+    if Ds is None:
+        raise TypeError("Ds must be a sequence of ints >= 1, got None")
     return teacher_runs(config, seeds, Ds=Ds)
 
 
@@ -277,8 +285,9 @@ def jacobian_check(config: RunConfig = C9, seeds: int | Iterable[int] = range(2)
     """Train ``W_Q`` alone (one model per seed) and, at the steps ``at``, compare the
     Jacobian of the outputs in ``W_Q`` with central differences of step ``eps`` (one
     batched forward pass over all ``2 H D d`` perturbations of every model)."""
-    check_config(config)
-    at = sorted({check_int("at", int(t), min=0, max=config.steps) for t in at})
+    check_config(config, "config")
+    at = sorted(set(check_int_sequence("at", at, min=0, max=config.steps)))
+    eps = check_real("eps", eps, min=0.0, strict_min=True, max=1.0)
     runs, _ = grid(config.replace(log_every=1), seeds)
     prob = make_problem(runs)
     X, y, kernel, M = prob.X, prob.y, config.kernel, len(runs)

@@ -22,6 +22,7 @@ from typing import Any
 
 import ipywidgets as W
 
+from .._validate import check_bool, check_instance, check_int, check_real
 from ..device import available_devices
 from ..dynamics import (
     D_MAX,
@@ -301,11 +302,16 @@ class Dashboard:
         redraw_interval: float = 0.25,
         d_max: int = D_MAX,
     ) -> None:
+        check_instance("config", config, RunConfig, allow_none=True)
+        self.background = check_bool("background", background)
+        self.redraw_interval = check_real("redraw_interval", redraw_interval, min=0.0)
+        self.d_max = check_int("d_max", d_max, min=1, max=1 << 16)
+        if config is not None:
+            problems = config_problems(config, d_max=self.d_max)
+            if problems:
+                raise ValueError("config: " + " ".join(problems))
         self.defaults = config or default_dashboard_config()
         self._initial = self.defaults
-        self.background = background
-        self.redraw_interval = float(redraw_interval)
-        self.d_max = int(d_max)
         self.result: RunResult | None = None
         self.last_step = -1  # last logged step of the run in flight (for polling)
         self.timings: dict[str, float] = {}
@@ -614,6 +620,9 @@ def dashboard(
     W_Q trained with lr 0.5 from s = 0.5, every kernel side by side, teacher targets,
     float64).
     """
+    run = check_bool("run", run)
+    check_bool("background", background)
+    check_instance("config", config, RunConfig, allow_none=True)
     base = config or default_dashboard_config()
     dash = Dashboard(base.replace(**settings), background=background)
     if run:

@@ -18,10 +18,19 @@ from ipywidgets.widgets.widget_string import HTMLStyle  # not re-exported by ipy
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .._validate import (
+    check_bool,
+    check_instance,
+    check_int_sequence,
+    check_real,
+    check_real_sequence,
+)
 from ..dynamics import (
+    D_MAX,
     PhaseResult,
     RunConfig,
     RunResult,
+    check_config,
     default_dashboard_config,
     default_phase_config,
     phase_color_range,
@@ -63,6 +72,20 @@ class PhaseExplorer:
         lr: float = 0.5,
         background: bool = True,
     ) -> None:
+        check_instance("dashboard", dashboard, Dashboard, allow_none=True)
+        check_instance("config", config, RunConfig, allow_none=True)
+        if config is not None:
+            check_config(config, "config")
+        if init_scales is not None:
+            init_scales = check_real_sequence("init_scales", init_scales, min=0.0,
+                                              strict_min=True)
+        if dims is not None:
+            dims = check_int_sequence("dims", dims, min=1, max=D_MAX)
+        if kernels not in [v for _, v in kernel_options()]:
+            raise ValueError(f"kernels must be one of {[v for _, v in kernel_options()]}, "
+                             f"got {kernels!r}")
+        lr = check_real("lr", lr, min=0.0, strict_min=True)
+        background = check_bool("background", background)
         self.base = config or default_phase_config().replace(device="auto")
         self.lr = lr if self.base.lr is None else self.base.lr
         embed = dashboard is None
@@ -313,6 +336,8 @@ def phase_explorer(
     ``run=True`` computes the diagram once synchronously (book pages). Default grid:
     ``pick(8, 4)`` init scales in [0.1, 10] x ``pick(8, 4)`` dimensions around N n / H.
     """
+    run = check_bool("run", run)
+    check_instance("config", config, RunConfig, allow_none=True)
     base = (config or default_phase_config().replace(device="auto")).replace(**settings)
     ex = PhaseExplorer(dashboard, init_scales=init_scales, dims=dims, config=base,
                        kernels=kernels, lr=lr, background=background)

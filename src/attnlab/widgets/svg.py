@@ -13,6 +13,8 @@ import math
 import ipywidgets as W
 import numpy as np
 
+from .._validate import check_int, check_real
+from ..dynamics.plots import _check_series
 from ..kernels import KERNEL_TABLE
 
 __all__ = ["svg_curves"]
@@ -89,6 +91,12 @@ def svg_curves(series: dict[str, dict[str, np.ndarray]], title: str, xmax: float
     Hand-written SVG instead of matplotlib because a redraw must cost about a millisecond
     (a three-panel matplotlib PNG costs ~100 ms, more than a whole default run's budget).
     """
+    _check_series(series, allow_empty=True)  # {} before the first logged step
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a str, got {type(title).__name__}")
+    xmax = check_real("xmax", xmax, min=0.0)
+    width = check_int("width", width, min=60, max=10_000)
+    height = check_int("height", height, min=60, max=10_000)
     pw = width / 3
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
