@@ -65,11 +65,6 @@ PARALLEL = {
     "attnlab.experiments": "being edited in parallel; fuzz after merge",
     "attnlab.data.imdb": "being edited in parallel; fuzz after merge",
     "attnlab.data.pathfinder": "being edited in parallel; fuzz after merge",
-    "attnlab.dynamics.training_wv": "being edited in parallel; fuzz after merge",
-    "attnlab.dynamics.init_scale": "being edited in parallel; fuzz after merge",
-    "attnlab.dynamics.joint_training": "being edited in parallel; fuzz after merge",
-    "attnlab.dynamics.landscapes": "being edited in parallel; fuzz after merge",
-    "attnlab.widgets.explore": "being edited in parallel; fuzz after merge",
 }
 # Modules listed in an __all__ that are not walked, with the reason.
 SKIPPED_MODULES = {
@@ -91,7 +86,8 @@ def _is_result_type(obj: Any) -> bool:
 # Dataclasses that attnlab returns (their fields are the outputs of a computation).
 RESULTS = {
     "History", "RunResult", "Problem", "SweepResult", "PhaseResult", "WQRun", "TeacherRuns",
-    "PLTrajectory", "JacobianCheck", "Theorem3Check", "Theorem3Study", "Count", "Spread",
+    "PLTrajectory", "JacobianCheck", "ConditioningSweep", "FreezeComparison", "JointRun",
+    "RateCheck", "ScaleSweep", "ThresholdSweep", "TwoStage", "TwoStageSweep", "Theorem3Check", "Theorem3Study", "Count", "Spread",
     "ConvexFit", "HeadsResult", "HeadsBatch", "TwoTokenExample", "HalfFactorExample",
     "WidthExample", "Prop1Example", "LandscapeSlice", "ModularDivision", "CheckResult",
     "Test",
@@ -339,6 +335,19 @@ def _valid() -> dict[str, Callable[[], dict[str, Any]]]:
         d + "problem_check": lambda: dict(prob=dy.make_problem(_cfg(data="teacher"))),
         d + "theorem3_study": lambda: dict(config=_cfg(data="teacher", kernel="both"),
                                            seeds=[0], deltas=[0.5], n_dirs=2),
+        d + "threshold_sweep": lambda: dict(config=_cfg(train=("W_V",), lr=None), Ds=[2, 4]),
+        d + "conditioning_sweep": lambda: dict(config=_cfg(), Ds=[2, 4], seeds=[0, 1]),
+        d + "rate_check": lambda: dict(
+            sweep=dy.threshold_sweep(_cfg(train=("W_V",), lr=None), Ds=[2, 4]), window=2),
+        d + "sigma_min_vs_scale": lambda: dict(config=_cfg(), scales=[0.5, 1.0], seeds=[0]),
+        d + "gaussian_entry_mean": lambda: dict(scales=[0.5, 1.0], norm2=2.0, d=2),
+        d + "gaussian_row_sum_mean": lambda: dict(scales=[0.5, 1.0], n=2, d=2, D=4),
+        d + "freeze_comparison": lambda: dict(config=_cfg(), seeds=[0, 1],
+                                              groups=(("W_Q",), ("W_V",))),
+        d + "joint_run": lambda: dict(config=_cfg(train=("W_Q", "W_V")), seeds=[0, 1]),
+        d + "two_stage": lambda: dict(stage1=_cfg(train=("W_Q", "W_V")), stage2=_cfg()),
+        d + "two_stage_sweep": lambda: dict(stage1=_cfg(train=("W_Q", "W_V")), stage2=_cfg(),
+                                            seeds=[0, 1]),
         d + "default_dims": lambda: dict(N=4, n=2, H=1, count=3),
         d + "default_phase_config": lambda: {},
         d + "phase_diagram": lambda: dict(init_scales=[0.5, 1.0], dims=[2, 4], config=_cfg()),
@@ -426,6 +435,8 @@ VALID_BY_DESIGN: dict[str, dict[str, set[str]]] = {
     "attnlab.random_tokens": {"D": {"array_number"}, "seed": {"array_number"}},
     "attnlab.convex.train_heads_batch": {"h": {"array_number"}, "init_scale": {"zero"}},
     "attnlab.convex.train_heads": {"init_scale": {"zero"}},  # a start at the origin
+    # zero tokens, or s = 0, give the entry exactly 1: a valid limit of the formula
+    "attnlab.dynamics.gaussian_entry_mean": {"norm2": {"zero"}, "scales": {"zero"}},
     "attnlab.init_params": {"value_scale": {"zero"}},  # W_V = 0 is a valid start
     "attnlab.random_targets": {"scale": {"zero"}},  # y = 0
     # an objective is defined for beta = 0 (no penalty)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._validate import check_int, check_real
+from .._validate import check_int, check_real, check_real_sequence
 from ..kernels import attention_matrix
 from .measures import feature_svals
 from .run import RunConfig, make_problem
@@ -51,7 +51,8 @@ def sigma_min_vs_scale(config: RunConfig = C4, scales: Sequence[float] | None = 
     tokens and ``Z``, so each curve shows the effect of the scale alone. Default scales:
     25 from 0.01 to 10, geometric.
     """
-    scales = np.geomspace(0.01, 10, 25) if scales is None else np.asarray(scales, dtype=float)
+    scales = (np.geomspace(0.01, 10, 25) if scales is None else
+              np.asarray(check_real_sequence("scales", scales, min=0.0, strict_min=True)))
     runs, axes = grid(config, seeds, init_scale=scales.tolist())
     prob = make_problem(runs)
     X, p, kernel = prob.X, prob.params, config.kernel
@@ -68,11 +69,13 @@ def sigma_min_vs_scale(config: RunConfig = C4, scales: Sequence[float] | None = 
     )
 
 
+_DIM_MAX = 1 << 20  # far beyond any model of the book; bounds the formulas' inputs
+
+
 def _scales(scales: Sequence[float] | float) -> np.ndarray:
-    s = np.atleast_1d(np.asarray(scales, dtype=float))
-    if s.ndim != 1 or s.size == 0 or not np.all(np.isfinite(s)) or np.any(s < 0):
-        raise ValueError(f"scales must be finite numbers >= 0, got {scales!r}")
-    return s
+    if isinstance(scales, (int, float, np.integer, np.floating)) and not isinstance(scales, bool):
+        scales = [scales]
+    return np.asarray(check_real_sequence("scales", scales, min=0.0), dtype=float)
 
 
 def gaussian_entry_mean(scales: Sequence[float] | float, norm2: float, d: int
@@ -87,7 +90,7 @@ def gaussian_entry_mean(scales: Sequence[float] | float, norm2: float, d: int
     """
     s = _scales(scales)
     norm2 = check_real("norm2", norm2, min=0.0)
-    d = check_int("d", d, min=1)
+    d = check_int("d", d, min=1, max=_DIM_MAX)
     return (1.0 + s**2 * norm2 / np.sqrt(d)) ** (-d / 2)
 
 
@@ -104,9 +107,9 @@ def gaussian_row_sum_mean(scales: Sequence[float] | float, n: int, d: int, D: in
     inequality. Returns ``(len(scales),)``.
     """
     s = _scales(scales)
-    n = check_int("n", n, min=1)
-    d = check_int("d", d, min=1)
-    D = check_int("D", D, min=1)
+    n = check_int("n", n, min=1, max=_DIM_MAX)
+    d = check_int("d", d, min=1, max=_DIM_MAX)
+    D = check_int("D", D, min=1, max=_DIM_MAX)
 
     def entry(norm2):
         return (1.0 + s[:, None] ** 2 * norm2[None, :] / np.sqrt(d)) ** (-d / 2)

@@ -56,10 +56,21 @@ def freeze_comparison(config: RunConfig = JOINT, seeds: int | Iterable[int] = ra
                       groups: Sequence[Sequence[str]] = GROUPS) -> FreezeComparison:
     """Train each subset in ``groups`` (the rest frozen) from the same initializations:
     one batched run per group (models = seeds)."""
-    groups = tuple(tuple(check_choice("groups", nm, PARAM_NAMES) for nm in g) for g in groups)
+    if isinstance(groups, (str, bytes)) or not isinstance(groups, Iterable):
+        raise TypeError(f"groups must be a sequence of tuples of matrix names, got {groups!r}")
+    groups = tuple(tuple(check_choice("groups", nm, PARAM_NAMES) for nm in _names(g))
+                   for g in groups)
+    if not groups:
+        raise ValueError("groups must hold at least one group of matrices")
     res = sweep(config, seeds, train=groups)
     return FreezeComparison(config.kernel, groups, np.asarray(res.axes["seed"]), res.steps,
                             res.loss, float(config.lr), res.diverged_at)
+
+
+def _names(group: object) -> tuple:
+    if isinstance(group, (str, bytes)) or not isinstance(group, Iterable):
+        raise TypeError(f"groups must hold tuples of matrix names, got {group!r}")
+    return tuple(group)
 
 
 @dataclass

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._validate import check_int
+from .._validate import check_int, check_int_sequence
 from ..model import Params
 from .measures import feature_svals, lstsq_floor, per_step_factor
-from .run import RunConfig, check_config, make_problem
+from .run import D_MAX, RunConfig, check_config, make_problem
 from .sweep import grid, sweep
 
 __all__ = ["C1", "C1_DIMS", "C3_DIMS", "ConditioningSweep", "RateCheck", "ThresholdSweep",
@@ -69,7 +69,7 @@ def threshold_sweep(config: RunConfig = C1, Ds: Sequence[int] = C1_DIMS) -> Thre
     from ``config.seed``. Below ``H D = N n`` the loss should plateau at :attr:`floor`.
     """
     check_config(config)
-    Ds = [check_int("Ds", D, min=1) for D in Ds]
+    Ds = check_int_sequence("Ds", Ds, min=1, max=D_MAX)
     res = sweep(config, [config.seed], keep=True, D=Ds)
     prob = res.problems[0]
     Nn = config.N * config.n
@@ -100,6 +100,7 @@ def rate_check(sweep: ThresholdSweep, *, window: int = 10) -> RateCheck:
     """
     if not isinstance(sweep, ThresholdSweep):
         raise TypeError(f"sweep must be a ThresholdSweep, got {type(sweep).__name__}")
+    window = check_int("window", window, min=1, max=len(sweep.steps))
     above = sweep.H * sweep.D >= sweep.Nn
     pred = np.where(above, (1.0 - sweep.lr * sweep.sigma_min**2) ** 2, np.nan)
     meas = np.array([
@@ -133,7 +134,7 @@ def conditioning_sweep(config: RunConfig = C1, Ds: Sequence[int] = C3_DIMS,
 
     One batched evaluation over all ``(D, seed)`` pairs (zero-padded ``D``); no training.
     """
-    Ds = [check_int("Ds", D, min=1) for D in Ds]
+    Ds = check_int_sequence("Ds", Ds, min=1, max=D_MAX)
     runs, axes = grid(config, seeds, D=Ds)
     prob = make_problem(runs)
     smax, smin, _ = feature_svals(prob.X, prob.params, config.kernel, config.N * config.n)
