@@ -87,7 +87,8 @@ def _is_result_type(obj: Any) -> bool:
 RESULTS = {
     "History", "RunResult", "Problem", "SweepResult", "PhaseResult", "WQRun", "TeacherRuns",
     "PLTrajectory", "JacobianCheck", "ConditioningSweep", "FreezeComparison", "JointRun",
-    "RateCheck", "ScaleSweep", "ThresholdSweep", "TwoStage", "TwoStageSweep", "Theorem3Check", "Theorem3Study", "Count", "Spread",
+    "RateCheck", "ScaleSweep", "ThresholdSweep", "TwoStage", "TwoStageSweep", "Theorem3Check",
+    "Theorem3Study", "Count", "Spread",
     "ConvexFit", "HeadsResult", "HeadsBatch", "TwoTokenExample", "HalfFactorExample",
     "WidthExample", "Prop1Example", "LandscapeSlice", "ModularDivision", "CheckResult",
     "Test",
