@@ -55,7 +55,7 @@ __all__ = [
 def _tensors(**arrays: np.ndarray | torch.Tensor) -> tuple[list[torch.Tensor], bool]:
     """The named arrays as tensors of one float dtype (checked: real, finite; autograd kept),
     with each shape checked against the names' roles: ``X (N, n, d)``, ``Y (N, n, c)``,
-    ``W_Q, W_K (d, m)``, ``W_V (d, r)``, ``W_O (r, c)``, ``W (n, n)``."""
+    ``W_Q, W_K (d, m)``, ``W_V (d, r)``, ``W_O (r, c)``, ``W (n, n)`` or ``(B, n, n)``."""
     ts, np_out = to_torch(arrays)
     t = dict(zip(arrays, ts, strict=True))
     X = t["X"]
@@ -65,8 +65,12 @@ def _tensors(**arrays: np.ndarray | torch.Tensor) -> tuple[list[torch.Tensor], b
     if "W_Q" in t:
         check_shape("W_Q", t["W_Q"], (d, "m"))
         check_shape("W_K", t["W_K"], tuple(t["W_Q"].shape))
-    if "W" in t:
-        check_shape("W", t["W"], (n, n))
+    if "W" in t:  # one shared matrix, or a batch of B of them (B = N, or N = 1)
+        W = t["W"]
+        if W.ndim not in (2, 3) or tuple(W.shape[-2:]) != (n, n) or (
+                W.ndim == 3 and N not in (1, W.shape[0])):
+            raise ValueError(f"W must have shape (n, n) = {(n, n)} or (B, n, n) with B = N or "
+                             f"N = 1, got {tuple(W.shape)}")
     check_shape("W_V", t["W_V"], (d, "r"))
     check_shape("W_O", t["W_O"], (t["W_V"].shape[1], "c"))
     if "Y" in t:
@@ -91,7 +95,8 @@ def _eq3_out(X, W_Q, W_K, W_V, W_O):
 
 def shared_attention_output(W: torch.Tensor, X: torch.Tensor, W_V: torch.Tensor,
                             W_O: torch.Tensor) -> torch.Tensor:
-    """eq. 4. ``W (n, n)`` row-stochastic, ``X (N, n, d)`` -> ``(N, n, c)``."""
+    """eq. 4. ``W (n, n)`` row-stochastic, ``X (N, n, d)`` -> ``(N, n, c)``; a batch of
+    ``B`` matrices ``W (B, n, n)`` with ``N = 1`` (or ``B = N``) gives ``(B, n, c)``."""
     (W, X, W_V, W_O), np_out = _tensors(W=W, X=X, W_V=W_V, W_O=W_O)
     return back(W @ X @ W_V @ W_O, np_out)
 
