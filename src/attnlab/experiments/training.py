@@ -163,10 +163,13 @@ def versions() -> dict[str, str]:
     """Versions of Python, torch, NumPy and attnlab, the platform and torch's CPU threads:
     stored with each run so a shipped result says what made it."""
     import platform
+    from importlib.metadata import PackageNotFoundError, version
 
-    from .. import __version__
-
+    try:
+        ours = version("attnlab")
+    except PackageNotFoundError:  # a source checkout that is not installed
+        ours = "0+unknown"
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "attnlab": __version__,
+            "numpy": np.__version__, "attnlab": ours,
             "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
             "torch_threads": str(torch.get_num_threads())}
