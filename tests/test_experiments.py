@@ -373,7 +373,7 @@ def test_stored_cpu_landscape_matches_its_preset():
                                           "--config cpu")
     imdb = stored_result("imdb", "cpu")  # stage 2 uses the steps the IMDB sweep chose
     assert list(cfg.stage2_lr) == [imdb.meta["lr"][k] for k in ("softmax", "gaussian")]
-    assert cfg.base == get_config("imdb", "cpu")
+    assert cfg.base == get_config("imdb", "cpu", lr=imdb.meta["lr"]["softmax"])
     S = len(cfg.seeds)
     for k in ("softmax", "gaussian"):
         assert res[f"{k}/slice"].shape == (S, cfg.n_directions, cfg.points)

@@ -381,9 +381,9 @@ def _presets() -> dict[str, dict[str, Any]]:
                        evals_per_epoch=2, eval_train=500, lr_grid=(3e-4, 1e-3, 3e-3),
                        n_val=1000, sweep_train=4000, sweep_epochs=1, seeds=(0, 1, 2, 3, 4))
     pf_cpu = replace(pf_full, model=ModelConfig(patch=8, pos_std=1.0), difficulty=6,
-                     n_train=10_000, n_test=2000, optimizer="adam", lr=1e-3, batch_size=64,
-                     epochs=6, evals_per_epoch=1, eval_train=500, lr_grid=(3e-4, 1e-3, 3e-3),
-                     n_val=1000, sweep_train=4000, sweep_epochs=2, seeds=(0, 1, 2, 3, 4))
+                     n_train=20_000, n_test=2000, optimizer="adam", lr=1e-3, batch_size=64,
+                     epochs=16, evals_per_epoch=1, eval_train=500, lr_grid=(3e-4, 1e-3, 3e-3),
+                     n_val=1000, sweep_train=8000, sweep_epochs=4, seeds=(0, 1, 2, 3, 4))
     mod_short = ModularConfig(p=23, model=ModelConfig(D=32, hidden=128, heads=2, head_dim=16,
                                                       dropout=0.0, pooling="last"),
                               steps=600, eval_every=30, lr=3e-3, weight_decay=1.0,
@@ -408,10 +408,12 @@ def _presets() -> dict[str, dict[str, Any]]:
         "synthsent": {"full": ss_full, "short": ss_short, "test": ss_test},
         "pathfinder": {"full": pf_full, "short": pf_short, "test": pf_test, "cpu": pf_cpu},
         "landscape": {
-            # stage 2 with the steps the stored IMDB sweep chose (softmax, gaussian)
-            "cpu": LandscapeConfig(task="imdb", base=text_cpu, stage1_epochs=1,
-                                   stage2_epochs=1, n_directions=2, radius=1.0, points=17,
-                                   eval_examples=512, seeds=(0, 1), stage2_lr=(1e-3, 1e-3)),
+            # stage 1 with Softmax's step and stage 2 with each kernel's step, as chosen by
+            # the stored IMDB sweep (both 3e-3)
+            "cpu": LandscapeConfig(task="imdb", base=replace(text_cpu, lr=3e-3),
+                                   stage1_epochs=1, stage2_epochs=1, n_directions=2,
+                                   radius=1.0, points=17, eval_examples=512, seeds=(0, 1),
+                                   stage2_lr=(3e-3, 3e-3)),
             "full": LandscapeConfig(task="imdb", base=text_full, stage1_epochs=10,
                                     stage2_epochs=5, eval_examples=2048, points=41),
             "short": LandscapeConfig(task="pathfinder", base=pf_short, stage1_epochs=6,
