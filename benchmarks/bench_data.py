@@ -76,7 +76,7 @@ def pipeline(steps: int) -> None:
     from attnlab.experiments.training import train_classifier
 
     torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, 1 thread; medians over steps.\n")
+    print(f"torch {torch.__version__}, 1 thread; totals over {steps} training steps.\n")
     print("| task (cpu preset) | data preparation | token dtype | tokens/example | "
           "train tokens/s | batch share of a step | epoch (training steps only) |")
     print("|---|---|---|---|---|---|---|")

@@ -59,7 +59,7 @@ def test_pathfinder_shapes_balance_and_dtypes(hard):
     u, _ = generate_pathfinder(5, difficulty=6, seed=1)
     assert f.dtype == np.float32 and np.array_equal(np.rint(f * 255), u)
     t = pathfinder_tokens(u)
-    assert t.shape == (5, 1024) and t.dtype == np.int64
+    assert t.shape == (5, 1024) and t.dtype == np.uint8  # compact: 0..255 fits
     assert np.array_equal(t, pathfinder_tokens(f)) and np.array_equal(t[2], u[2].ravel())
 
 
