@@ -14,9 +14,11 @@ import pytest
 
 from attnlab.data import (
     IMDBUnavailableError,
+    build_vocab,
     decode_bytes,
     division_equations,
     encode_bytes,
+    encode_words,
     generate_pathfinder,
     load_imdb,
     load_lra_pathfinder,
@@ -57,7 +59,7 @@ def test_pathfinder_shapes_balance_and_dtypes(hard):
     u, _ = generate_pathfinder(5, difficulty=6, seed=1)
     assert f.dtype == np.float32 and np.array_equal(np.rint(f * 255), u)
     t = pathfinder_tokens(u)
-    assert t.shape == (5, 1024) and t.dtype == np.int64
+    assert t.shape == (5, 1024) and t.dtype == np.uint8  # compact: 0..255 fits
     assert np.array_equal(t, pathfinder_tokens(f)) and np.array_equal(t[2], u[2].ravel())
 
 
@@ -307,7 +309,7 @@ def test_imdb_bad_inputs(imdb_csv, tmp_path):
 def test_byte_encoder_matches_lra_convention():
     texts = ["Hi!", "Café <br />", ""]
     tok, lengths = encode_bytes(texts, 8, pad_to=10)
-    assert tok.shape == (3, 10) and tok.dtype == np.int64 and lengths.dtype == np.int64
+    assert tok.shape == (3, 10) and tok.dtype == np.int16 and lengths.dtype == np.int32
     assert tok[0].tolist() == [ord("H") + 1, ord("i") + 1, ord("!") + 1] + [0] * 7
     assert lengths.tolist() == [3, 8, 0]  # "Café" is 5 bytes in UTF-8; truncated at 8
     assert tok[1, 3:5].tolist() == [0xC3 + 1, 0xA9 + 1]
@@ -317,6 +319,35 @@ def test_byte_encoder_matches_lra_convention():
         encode_bytes("not a list", 8)
     with pytest.raises(ValueError, match="pad_to"):
         encode_bytes(texts, 8, pad_to=4)
+
+
+def test_word_vocab_and_encoding():
+    train = ["A great film. <br />Great acting, great fun!", "Don't watch: bad, BAD film."]
+    vocab = build_vocab(train, 3)
+    assert vocab == ["great", "film", "bad"]  # counts 3, 2, 2; ties in order of first sight
+    assert build_vocab(train, 10, min_count=2) == ["great", "film", "bad"]
+    tok, n = encode_words(["great film, not bad", "film"], vocab, 3)
+    assert tok.dtype == np.int8 and n.dtype == np.int32  # 5 ids fit in int8
+    assert tok.tolist() == [[3, 1, 4], [3, 0, 0]]  # "pre": the last 3 words; 1 = unknown
+    assert n.tolist() == [3, 1]
+    head, _ = encode_words(["great film, not bad"], vocab, 3, truncate="post")
+    assert head.tolist() == [[2, 3, 1]]
+    big = [f"w{i}" for i in range(300)]
+    assert encode_words(["w1"], big, 4)[0].dtype == np.int16  # compact, never int64
+    with pytest.raises(TypeError, match="texts"):
+        encode_words("great", vocab, 3)
+    with pytest.raises(ValueError, match="truncate"):
+        encode_words(train, vocab, 3, truncate="middle")
+    with pytest.raises(ValueError, match="vocab"):
+        encode_words(train, ["a", "a"], 3)
+    with pytest.raises(ValueError, match="size"):
+        build_vocab(train, 0)
+
+
+def test_pathfinder_tokens_are_compact():
+    images, _ = generate_pathfinder(4, difficulty=6, seed=0)
+    t = pathfinder_tokens(images)
+    assert t.dtype == np.uint8 and t.shape == (4, 1024)
 
 
 # ---------------------------------------------------------------- modular division

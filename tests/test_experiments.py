@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,21 @@ from attnlab.experiments import (
     ModelConfig,
     Result,
     build_model,
+    difference,
     first_step,
     frozen_features,
+    gap_curve,
     get_config,
     load_result,
+    pick_step,
     pretrained_classifier,
     readout_attention,
     relapse_share,
     stored_result,
+    stored_summary,
+    write_summary,
 )
+from attnlab.experiments.config import config_dict
 from attnlab.experiments.run import main as cli_main
 
 STORED = Path(__file__).resolve().parents[1] / "src" / "attnlab" / "experiments" / "stored"
@@ -228,10 +235,10 @@ def test_modular_cpu_preset_only_for_modular():
     assert cfg.p == 47 and cfg.steps == 10_000 and cfg.depths == (1, 2)
     assert cfg.kernels == ("softmax", "convex") and len(cfg.seeds) >= 2
     assert cfg.steps % cfg.eval_every == 0
-    with pytest.raises(ValueError, match="not defined for 'imdb'"):
-        get_config("imdb", "cpu")
+    with pytest.raises(ValueError, match="not defined for 'synthsent'"):
+        get_config("synthsent", "cpu")
     with pytest.raises(ValueError, match="not defined"):  # the CLI offers "cpu" for all
-        cli_main(["imdb", "--config", "cpu", "--no-progress", "--device", "cpu"])
+        cli_main(["synthsent", "--config", "cpu", "--no-progress", "--device", "cpu"])
 
 
 def test_committed_modular_result_matches_cpu_preset():
@@ -251,8 +258,8 @@ def test_committed_modular_result_matches_cpu_preset():
     for v in res.meta["variants"]:
         assert res[f"{v}/test_acc"].shape == (len(cfg.seeds), T)
     assert (STORED / "cpu" / "modular.npz").stat().st_size < 1_000_000
-    with pytest.raises(ValueError, match="no stored result.*stored: \\['cpu/modular'\\]"):
-        stored_result("imdb", "cpu")
+    with pytest.raises(ValueError, match="no stored result.*stored: \\[.*'cpu/modular'"):
+        stored_result("synthsent", "cpu")
 
 
 def test_relapse_share():
@@ -263,3 +270,132 @@ def test_relapse_share():
     out = relapse_share(res, "v/acc", 0.9)
     np.testing.assert_allclose(out[:2], [2 / 5, 0.0])
     assert np.isnan(out[2])
+
+
+def test_pick_step_prefers_accuracy_then_loss_then_small_steps():
+    grid = (0.01, 0.1, 1.0)
+    assert pick_step(grid, [0.7, 0.8, 0.75], [0.5, 0.6, 0.4]) == 0.1
+    assert pick_step(grid, [0.8, 0.8, 0.5], [0.5, 0.4, 0.1]) == 0.1  # tie: lower loss
+    assert pick_step(grid, [0.8, 0.8, 0.8], [0.4, 0.4, 0.4]) == 0.01  # then smaller step
+    assert pick_step(grid, [0.6, np.nan, 0.5], [0.6, np.nan, 0.7]) == 0.01  # NaN: failed
+    assert pick_step(grid, [np.nan] * 3, [np.nan] * 3) == 0.01
+
+
+def test_sweep_shared_step_and_summary(tmp_path):
+    """The sweep picks each kernel's step on the validation split; the Gaussian also runs
+    with Softmax's step; summary.json lists the final values per seed."""
+    cfg = get_config("pathfinder", "test", lr_grid=(1e-3, 3e-2), n_val=32, epochs=2,
+                     evals_per_epoch=2, eval_train=40, seeds=(0, 1))
+    res = RUNNERS["pathfinder"](cfg, device="cpu", progress=False)
+    assert res.meta["variants"] == ["softmax", "gaussian", "gaussian-shared"]
+    lr = res.meta["lr"]
+    assert lr["gaussian-shared"] == lr["softmax"] and set(lr.values()) <= set(cfg.lr_grid)
+    for k in ("softmax", "gaussian"):  # the chosen step is the sweep's best
+        acc, loss = res[f"sweep/{k}/val_acc"], res[f"sweep/{k}/val_loss"]
+        assert lr[k] == pick_step(cfg.lr_grid, acc, loss)
+    assert res["softmax/test_acc"].shape == (2, 5)
+    assert res["epoch"].tolist() == [0, 0.5, 1, 1.5, 2]
+    perf = res.meta["perf"]
+    assert perf["train_tokens_per_s"] > 0 and 0 <= perf["batch_share"] < 1
+    assert res.meta["versions"]["torch"] == torch.__version__
+    res.save(tmp_path / "pathfinder.npz")
+    summ = json.loads(write_summary(tmp_path).read_text())
+    assert set(summ) == {"pathfinder"}
+    g = summ["pathfinder"]["gaussian-shared"]
+    assert g["seeds"] == [0, 1] and g["lr"] == lr["softmax"] and g["kernel"] == "gaussian"
+    np.testing.assert_allclose(g["test_acc"], res["gaussian-shared/test_acc"][:, -1])
+    assert g["mean_test_loss"] == pytest.approx(np.mean(res["gaussian-shared/test_loss"][:, -1]))
+
+
+def test_word_level_imdb_runs_on_compact_tokens():
+    cfg = get_config("imdb", "test", tokens="words", vocab_size=500, truncate="pre",
+                     max_length=24, pad_to=None, epochs=1)
+    from attnlab.experiments import imdb_data
+
+    (Xtr, ytr, Xte, yte), note = imdb_data(cfg)
+    assert Xtr.dtype == torch.int16 and Xtr.shape == (cfg.max_train, 24)
+    assert int(Xtr.max()) < 502 and "word tokens" in note and "last 24 words" in note
+    res = RUNNERS["imdb"](cfg, device="cpu", progress=False)
+    assert np.isfinite(res["softmax/test_loss"]).all()
+
+
+def test_cli_sets_threads_and_records_the_command(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        assert cli_main(["pathfinder", "--config", "test", "--out", str(tmp_path),
+                         "--no-progress", "--device", "cpu", "--threads", "1",
+                         "--seeds", "0"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    res = load_result(tmp_path / "pathfinder.npz")
+    assert res.meta["command"].endswith("--threads 1 --seeds 0") and res.meta["threads"] == 1
+    assert res.meta["preset"] == "test" and res.meta["wall_seconds"] > 0
+    assert (tmp_path / "summary.json").is_file()
+    with pytest.raises(SystemExit):
+        cli_main(["pathfinder", "--config", "test", "--threads", "0"])
+
+
+def _plain(x):
+    return json.loads(json.dumps(x))
+
+
+@pytest.mark.parametrize("task", ["imdb", "pathfinder"])
+def test_stored_cpu_runs_match_their_presets(task):
+    """stored/cpu/<task>.npz was made by the "cpu" preset with the CLI: a changed preset
+    without a rerun fails here; summary.json agrees with the stored curves."""
+    res, cfg = stored_result(task, "cpu"), get_config(task, "cpu")
+    saved = {k: v for k, v in res.meta["config"].items()}
+    assert saved == _plain(config_dict(cfg))
+    assert res.meta["seeds"] == list(cfg.seeds) and len(cfg.seeds) >= 5
+    assert res.meta["command"].startswith(f"python -m attnlab.experiments.run {task} "
+                                          "--config cpu")
+    assert "--threads 1" in res.meta["command"]
+    assert res.meta["versions"]["torch"] and res.meta["wall_seconds"] > 0
+    assert all(s == "completed" for v in res.meta["stop"].values() for s in v)
+    summ = stored_summary("cpu")[task]
+    for v in res.meta["variants"]:
+        np.testing.assert_allclose(summ[v]["test_acc"], res[f"{v}/test_acc"][:, -1])
+        np.testing.assert_allclose(summ[v]["test_loss"], res[f"{v}/test_loss"][:, -1])
+        assert summ[v]["lr"] == res.meta["lr"][v] and summ[v]["seeds"] == list(cfg.seeds)
+    for k in cfg.kernels:  # each kernel's step is the one its sweep picked
+        assert res.meta["lr"][k] == pick_step(cfg.lr_grid, res[f"sweep/{k}/val_acc"],
+                                              res[f"sweep/{k}/val_loss"])
+    T = cfg.epochs * cfg.evals_per_epoch + 1
+    assert res["softmax/test_acc"].shape == (len(cfg.seeds), T)
+    assert (STORED / "cpu" / f"{task}.npz").stat().st_size < 200_000
+
+
+def test_stored_cpu_landscape_matches_its_preset():
+    res, cfg = stored_result("landscape", "cpu"), get_config("landscape", "cpu")
+    assert res.meta["config"] == _plain(config_dict(cfg))
+    assert res.meta["command"].startswith("python -m attnlab.experiments.run landscape "
+                                          "--config cpu")
+    imdb = stored_result("imdb", "cpu")  # stage 2 uses the steps the IMDB sweep chose
+    assert list(cfg.stage2_lr) == [imdb.meta["lr"][k] for k in ("softmax", "gaussian")]
+    assert cfg.base == get_config("imdb", "cpu", lr=imdb.meta["lr"]["softmax"])
+    S = len(cfg.seeds)
+    for k in ("softmax", "gaussian"):
+        assert res[f"{k}/slice"].shape == (S, cfg.n_directions, cfg.points)
+        assert np.isfinite(res[f"{k}/slice"]).all()
+    assert (res["stage1/test_acc"] > 0.6).all()  # the landscape is around a learned model
+
+
+def test_difference_is_a_welch_interval():
+    res = Result("x", {"a/m": np.array([[0, 1.0], [0, 2.0], [0, 3.0]]),
+                       "b/m": np.array([[0, 2.0], [0, 3.0], [0, 4.0]])})
+    d = difference(res, "a", "b", "m")
+    # equal spreads, n = 3 + 3: se = sqrt(2/3), Welch df = 4, t_0.975(4) = 2.7764
+    assert d.mean == pytest.approx(1.0)
+    assert d.hi - d.mean == pytest.approx(2.7764451 * np.sqrt(2 / 3), rel=1e-6)
+    assert not d.excludes_zero and "95% CI" in str(d)
+    far = Result("x", {"a/m": np.array([[0.0], [0.1], [0.2]]),
+                       "b/m": np.array([[5.0], [5.1], [5.3]])})
+    assert difference(far, "a", "b", "m").excludes_zero
+    mean, lo, hi = gap_curve(res, "a", "b", "m")
+    assert mean.tolist() == [0.0, 1.0] and lo[1] < 0 < hi[1]
+    with pytest.raises(ValueError, match="2 finite runs"):
+        difference(Result("x", {"a/m": np.zeros((1, 2)), "b/m": np.zeros((3, 2))}),
+                   "a", "b", "m")
+    with pytest.raises(ValueError, match="level"):
+        difference(res, "a", "b", "m", level=1.0)

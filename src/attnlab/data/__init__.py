@@ -1,7 +1,15 @@
 """Data: synthetic tokens and targets for the theory chapters, and the real tasks of Part III
 (IMDB reviews, Pathfinder images, modular division, and our synthetic SynthSent task)."""
 
-from .imdb import IMDBData, IMDBUnavailableError, decode_bytes, encode_bytes, load_imdb
+from .imdb import (
+    IMDBData,
+    IMDBUnavailableError,
+    build_vocab,
+    decode_bytes,
+    encode_bytes,
+    encode_words,
+    load_imdb,
+)
 from .modular import ModularDivision, division_equations, modular_division
 from .pathfinder import PathfinderInfo, generate_pathfinder, load_lra_pathfinder
 from .pathfinder import tokens as pathfinder_tokens
@@ -17,6 +25,8 @@ __all__ = [
     "load_imdb",
     "encode_bytes",
     "decode_bytes",
+    "build_vocab",
+    "encode_words",
     "ModularDivision",
     "division_equations",
     "modular_division",

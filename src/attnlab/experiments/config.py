@@ -5,9 +5,12 @@
 Skyformer LRA configuration; ``convex-attention.md`` §4: modular division mod 97, about
 1e5 steps). Hyperparameters the papers do not state (learning rates, epochs, batch sizes)
 are our choices and are marked as such in the chapters. ``short`` presets shrink data,
-sequence length and width so a 2-core CPU runs each experiment in under a minute. ``modular``
-also has ``cpu``: p = 47 and 1e4 steps, long enough to show grokking on one CPU thread (about
-20 minutes), run once and stored with the book rather than run by every build.
+sequence length and width so a 2-core CPU runs each experiment in under a minute. ``cpu``
+presets are long single-thread CPU runs, made once with the command line and stored with the
+book rather than run by every build: ``modular`` (p = 47 and 1e4 steps, long enough to show
+grokking, about 20 minutes), ``imdb`` (word tokens) and ``pathfinder`` (difficulty 6, patch
+tokens) with the paper's model, five seeds per kernel and a validation sweep of the step,
+and ``landscape`` (the two-stage landscape around the trained IMDB model).
 
 ``get_config(experiment, preset, **overrides)`` returns a validated frozen dataclass.
 """
@@ -86,6 +89,14 @@ class _Train:
     batch_size: int = 32
     epochs: int = 5
     seeds: tuple[int, ...] = (0, 1, 2)
+    # evaluation and the step sweep (see the TextConfig / PathfinderConfig docstrings)
+    evals_per_epoch: int = 1
+    eval_train: int | None = None
+    lr_grid: tuple[float, ...] = ()
+    n_val: int = 0
+    sweep_train: int | None = None
+    sweep_epochs: int = 1
+    sweep_seed: int = 100
 
     def __post_init__(self) -> None:
         _check_kernels(self.kernels)
@@ -99,30 +110,76 @@ class _Train:
             raise ValueError("seeds must hold at least one seed")
         for s in self.seeds:
             check_int("seeds", s, min=0)
+        check_int("evals_per_epoch", self.evals_per_epoch, min=1)
+        if self.eval_train is not None:
+            check_int("eval_train", self.eval_train, min=1)
+        for lr in self.lr_grid:
+            check_real("lr_grid", lr, min=0.0, strict_min=True)
+        if len(set(self.lr_grid)) != len(self.lr_grid):
+            raise ValueError(f"lr_grid must not repeat a value, got {self.lr_grid}")
+        check_int("n_val", self.n_val, min=0)
+        if self.lr_grid and self.n_val < 2:
+            raise ValueError("lr_grid needs a validation split: set n_val >= 2")
+        if self.sweep_train is not None:
+            check_int("sweep_train", self.sweep_train, min=1)
+        check_int("sweep_epochs", self.sweep_epochs, min=1)
+        check_int("sweep_seed", self.sweep_seed, min=0)
+
+
+_TRAIN_DOC = """
+
+    Shared training fields: ``optimizer`` (sgd, adam, adamw), ``lr``, ``momentum``,
+    ``weight_decay``, ``batch_size``, ``epochs``, ``seeds``; ``evals_per_epoch`` log points
+    per epoch; ``eval_train``: training metrics on the first ``eval_train`` training
+    examples only (None = all; evaluation costs time). **Step sweep**: with a non-empty
+    ``lr_grid``, the last ``n_val`` training examples form a validation split (never the
+    test split); each kernel trains ``sweep_epochs`` on the first ``sweep_train`` of the
+    other examples (None = all) with every step of the grid (seed ``sweep_seed``), takes
+    the step with the best validation accuracy (ties: the lower validation loss), then
+    trains its seeds with that step on all training examples; the Gaussian also trains
+    with Softmax's step (the shared-step comparison). Without a grid every kernel uses
+    ``lr``."""
 
 
 @dataclass(frozen=True)
 class TextConfig(_Train):
-    """IMDB sentiment, byte tokens (LRA text task). ``max_train/max_test``: None = all."""
+    """IMDB sentiment. ``max_train/max_test``: None = all.
+
+    ``tokens``: ``"bytes"`` (the LRA text task: UTF-8 bytes, vocabulary 257, ``max_length``
+    bytes padded to ``pad_to``) or ``"words"`` (lower-cased words, the ``vocab_size`` most
+    frequent words of the training split, ``max_length`` words kept: the last ones with
+    ``truncate="pre"``, the first with ``"post"``).
+    """
 
     max_train: int | None = 2000
     max_test: int | None = 500
     max_length: int = 4000
     pad_to: int | None = 4096
+    tokens: str = "bytes"
+    vocab_size: int = 10_000
+    truncate: str = "post"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_choice("tokens", self.tokens, ("bytes", "words"))
+        check_int("vocab_size", self.vocab_size, min=1)
+        check_choice("truncate", self.truncate, ("pre", "post"))
+        if self.tokens == "bytes" and self.truncate != "post":
+            raise ValueError("truncate must be 'post' for byte tokens (LRA keeps the start)")
         check_int("max_length", self.max_length, min=1)
         if self.pad_to is not None:
             check_int("pad_to", self.pad_to, min=self.max_length)
         for name in ("max_train", "max_test"):
             if getattr(self, name) is not None:
                 check_int(name, getattr(self, name), min=2)
+        if self.max_train is not None and self.n_val >= self.max_train:
+            raise ValueError(f"n_val must be below max_train ({self.max_train})")
 
 
 @dataclass(frozen=True)
 class PathfinderConfig(_Train):
-    """Generated Pathfinder-32 (difficulty 6, 9 or 14); ``n_train`` / ``n_test`` images."""
+    """Generated Pathfinder-32 (difficulty 6, 9 or 14); ``n_train`` / ``n_test`` images
+    (one draw with seed 0: the first ``n_train`` images train, the next ``n_test`` test)."""
 
     difficulty: int = 14
     n_train: int = 2000
@@ -133,6 +190,12 @@ class PathfinderConfig(_Train):
         check_choice("difficulty", self.difficulty, (6, 9, 14))
         check_int("n_train", self.n_train, min=2)
         check_int("n_test", self.n_test, min=2)
+        if self.n_val >= self.n_train:
+            raise ValueError(f"n_val must be below n_train ({self.n_train})")
+
+
+TextConfig.__doc__ += _TRAIN_DOC
+PathfinderConfig.__doc__ += _TRAIN_DOC
 
 
 @dataclass(frozen=True)
@@ -158,8 +221,9 @@ class SynthSentConfig(_Train):
 
 @dataclass(frozen=True)
 class LandscapeConfig:
-    """Two-stage landscape: train Softmax on ``task``, continue ``stage2_epochs`` with each
-    kernel, then 1-D loss slices along ``n_directions`` filter-normalized directions."""
+    """Two-stage landscape: train Softmax on ``task`` (``base.lr``), continue
+    ``stage2_epochs`` with each kernel (step ``stage2_lr[i]`` for ``KERNELS[i]``, default
+    ``base.lr``), then 1-D loss slices along ``n_directions`` filter-normalized directions."""
 
     task: str = "imdb"
     base: TextConfig | PathfinderConfig = field(default_factory=TextConfig)
@@ -170,9 +234,15 @@ class LandscapeConfig:
     points: int = 21
     eval_examples: int = 256
     seeds: tuple[int, ...] = (0,)
+    stage2_lr: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         check_choice("task", self.task, ("imdb", "pathfinder"))
+        if self.stage2_lr and len(self.stage2_lr) != len(KERNELS):
+            raise ValueError(f"stage2_lr must give one step per kernel {KERNELS} or be "
+                             f"empty (base.lr for both), got {self.stage2_lr}")
+        for lr in self.stage2_lr:
+            check_real("stage2_lr", lr, min=0.0, strict_min=True)
         want = TextConfig if self.task == "imdb" else PathfinderConfig
         if not isinstance(self.base, want):
             raise TypeError(f"base must be a {want.__name__} for task {self.task!r}")
@@ -277,10 +347,12 @@ _TINY = ModelConfig(D=16, hidden=32, heads=2, head_dim=8, layers=2, dropout=0.0)
 def _presets() -> dict[str, dict[str, Any]]:
     text_full = TextConfig(max_train=None, max_test=None, max_length=4000, pad_to=4096,
                            optimizer="sgd", lr=0.1, momentum=0.9, batch_size=32, epochs=20)
-    text_short = TextConfig(model=_SMALL, max_train=500, max_test=250, max_length=64,
-                            pad_to=None, lr=0.1, batch_size=16, epochs=8, seeds=(0, 1))
-    text_test = replace(text_short, model=_TINY, max_train=128, max_test=64, max_length=32,
-                        epochs=8, batch_size=16, seeds=(0,))
+    # "short": the live run of the page (word tokens, a width-32 model, seconds per epoch)
+    text_short = TextConfig(model=_SMALL, tokens="words", vocab_size=5000, truncate="pre",
+                            max_train=2500, max_test=500, max_length=64, pad_to=None,
+                            optimizer="adam", lr=2e-3, batch_size=32, epochs=3, seeds=(0,))
+    text_test = replace(text_short, model=_TINY, vocab_size=1000, max_train=128, max_test=64,
+                        max_length=32, epochs=8, batch_size=16)
     # SynthSent: positions start at the scale of the token embeddings (pos_std = 1, our
     # choice); with the default 0.02 both stayed near chance in this budget (seed 0: test
     # accuracy 0.55 Softmax, 0.49 Gaussian).
@@ -299,6 +371,19 @@ def _presets() -> dict[str, dict[str, Any]]:
                                 epochs=6, seeds=(0, 1))
     pf_test = replace(pf_short, model=replace(_TINY, patch=8), n_train=128, n_test=64,
                       epochs=10, batch_size=16, seeds=(0,))
+    # "cpu": the stored CPU campaign (our choices, see book/experiments/real_tasks.md): the
+    # paper's model (D 64, hidden 128, 2 heads, 2 layers); word tokens for IMDB; patch
+    # tokens at difficulty 6 for Pathfinder; each kernel's step from the same validation
+    # sweep. One CPU thread, about an hour for both tasks.
+    text_cpu = replace(text_full, tokens="words", vocab_size=10_000, max_length=128,
+                       pad_to=None, truncate="pre", max_train=10_000, max_test=2000,
+                       optimizer="adam", lr=1e-3, batch_size=32, epochs=2,
+                       evals_per_epoch=2, eval_train=500, lr_grid=(3e-4, 1e-3, 3e-3),
+                       n_val=1000, sweep_train=4000, sweep_epochs=1, seeds=(0, 1, 2, 3, 4))
+    pf_cpu = replace(pf_full, model=ModelConfig(patch=8, pos_std=1.0), difficulty=6,
+                     n_train=20_000, n_test=2000, optimizer="adam", lr=1e-3, batch_size=64,
+                     epochs=16, evals_per_epoch=1, eval_train=500, lr_grid=(3e-4, 1e-3, 3e-3),
+                     n_val=1000, sweep_train=8000, sweep_epochs=4, seeds=(0, 1, 2, 3, 4))
     mod_short = ModularConfig(p=23, model=ModelConfig(D=32, hidden=128, heads=2, head_dim=16,
                                                       dropout=0.0, pooling="last"),
                               steps=600, eval_every=30, lr=3e-3, weight_decay=1.0,
@@ -319,10 +404,16 @@ def _presets() -> dict[str, dict[str, Any]]:
                                    gd_steps=300, heads_steps=300, pretrain_n=1000,
                                    pretrain_epochs=20, pretrain_lr=1e-2, seeds=(0,))
     return {
-        "imdb": {"full": text_full, "short": text_short, "test": text_test},
+        "imdb": {"full": text_full, "short": text_short, "test": text_test, "cpu": text_cpu},
         "synthsent": {"full": ss_full, "short": ss_short, "test": ss_test},
-        "pathfinder": {"full": pf_full, "short": pf_short, "test": pf_test},
+        "pathfinder": {"full": pf_full, "short": pf_short, "test": pf_test, "cpu": pf_cpu},
         "landscape": {
+            # stage 1 with Softmax's step and stage 2 with each kernel's step, as chosen by
+            # the stored IMDB sweep (both 3e-3)
+            "cpu": LandscapeConfig(task="imdb", base=replace(text_cpu, lr=3e-3),
+                                   stage1_epochs=1, stage2_epochs=1, n_directions=2,
+                                   radius=1.0, points=17, eval_examples=512, seeds=(0, 1),
+                                   stage2_lr=(3e-3, 3e-3)),
             "full": LandscapeConfig(task="imdb", base=text_full, stage1_epochs=10,
                                     stage2_epochs=5, eval_examples=2048, points=41),
             "short": LandscapeConfig(task="pathfinder", base=pf_short, stage1_epochs=6,
@@ -338,8 +429,8 @@ def _presets() -> dict[str, dict[str, Any]]:
 
 
 def get_config(experiment: str, preset: str = "short", **overrides: Any):
-    """The ``preset`` (``"test"``, ``"short"``, ``"full"``; ``"cpu"`` for ``modular``)
-    config of ``experiment``.
+    """The ``preset`` (``"test"``, ``"short"``, ``"full"``; ``"cpu"`` for ``imdb``,
+    ``pathfinder``, ``landscape`` and ``modular``) config of ``experiment``.
 
     ``overrides`` replace fields (validated again), e.g. ``get_config("imdb", "short",
     epochs=2)``. Raises ``ValueError`` for an unknown experiment, preset or field.

@@ -107,8 +107,8 @@ class Block(nn.Module):
 
 
 class TransformerClassifier(nn.Module):
-    """Token (or patch) sequences ``(B, n)`` int64 (or ``(B, n, P)`` float) -> logits
-    ``(B, classes)``.
+    """Token (or patch) sequences ``(B, n)`` of any integer type (or ``(B, n, P)`` float)
+    -> logits ``(B, classes)``.
 
     Args:
         cfg: sizes (:class:`ModelConfig`). kernels: one kernel per layer (length
@@ -136,7 +136,7 @@ class TransformerClassifier(nn.Module):
                                   nn.Linear(cfg.hidden, check_int("classes", classes, min=2)))
 
     def _key_mask(self, x: torch.Tensor) -> torch.Tensor | None:
-        mask = (x != 0) if (self.pad_mask and x.dtype == torch.int64) else None
+        mask = (x != 0) if (self.pad_mask and not x.is_floating_point()) else None
         if mask is not None:
             mask = mask | (~mask.any(1, keepdim=True))  # all-padding rows: keep every token
         return mask
@@ -145,6 +145,8 @@ class TransformerClassifier(nn.Module):
         """Hidden state ``(B, n, D)`` after the embedding, the positions and ``blocks``,
         and the key mask ``(B, n)``."""
         mask = self._key_mask(x)
+        if not x.is_floating_point():  # compact token ids (uint8/int16/int32) -> int64
+            x = x.long()
         h = self.embed(x) + self.pos[: x.shape[1]]
         for block in blocks:
             h = block(h, mask)

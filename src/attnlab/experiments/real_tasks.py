@@ -15,7 +15,9 @@ from torch import nn
 
 from .._validate import check_int
 from ..data import (
+    build_vocab,
     encode_bytes,
+    encode_words,
     generate_pathfinder,
     load_imdb,
     pathfinder_tokens,
@@ -27,20 +29,44 @@ from ..landscape import rescale_filters
 from .config import LandscapeConfig, PathfinderConfig, SynthSentConfig, TextConfig, config_dict
 from .models import TransformerClassifier, build_model
 from .results import Result
-from .training import device_meta, evaluate, run_device, run_seeds, train_classifier
+from .training import (
+    device_meta,
+    evaluate,
+    run_device,
+    run_seeds,
+    train_classifier,
+    versions,
+)
 
-__all__ = ["imdb_data", "pathfinder_data", "synthsent_data", "bag_of_words_baselines",
+__all__ = ["imdb_data", "pathfinder_data", "pick_step", "synthsent_data", "bag_of_words_baselines",
            "run_imdb", "run_synthsent",
            "run_pathfinder", "run_landscape", "filter_normalized_direction"]
 
 
 def imdb_data(cfg: TextConfig, *, source: str = "offline"):
-    """Byte tokens ``(N, L)`` int64 and labels for train and test, plus the data note."""
+    """Tokens ``(N, L)`` in a compact integer type (int16) and int64 labels for train and
+    test, plus the data note. Byte tokens (LRA) or word tokens with a vocabulary built from
+    the training split only (``cfg.tokens``)."""
     d = load_imdb(source=source, max_train=cfg.max_train, max_test=cfg.max_test, seed=0)
-    Xtr, _ = encode_bytes(d.train_text, cfg.max_length, pad_to=cfg.pad_to)
-    Xte, _ = encode_bytes(d.test_text, cfg.max_length, pad_to=cfg.pad_to)
-    arrays = (Xtr, d.train_labels, Xte, d.test_labels)
-    return tuple(torch.as_tensor(np.asarray(a), dtype=torch.long) for a in arrays), d.note
+    if cfg.tokens == "bytes":
+        Xtr, _ = encode_bytes(d.train_text, cfg.max_length, pad_to=cfg.pad_to)
+        Xte, _ = encode_bytes(d.test_text, cfg.max_length, pad_to=cfg.pad_to)
+        how = f"UTF-8 bytes (LRA), {cfg.max_length} bytes per review"
+    else:
+        vocab = build_vocab(d.train_text, cfg.vocab_size)
+        Xtr, _ = encode_words(d.train_text, vocab, cfg.max_length, truncate=cfg.truncate)
+        Xte, _ = encode_words(d.test_text, vocab, cfg.max_length, truncate=cfg.truncate)
+        which = "last" if cfg.truncate == "pre" else "first"
+        how = (f"word tokens, the {len(vocab):,} most frequent words of the training split "
+               f"(others: one unknown-word id), the {which} {cfg.max_length} words per review")
+    arrays = (torch.as_tensor(Xtr), torch.as_tensor(d.train_labels, dtype=torch.long),
+              torch.as_tensor(Xte), torch.as_tensor(d.test_labels, dtype=torch.long))
+    return arrays, f"{d.note.rstrip('.')}; {how}."
+
+
+def _vocab(cfg: TextConfig) -> int:
+    """Embedding rows of a text model: 257 bytes, or the word vocabulary + pad + unknown."""
+    return 257 if cfg.tokens == "bytes" else cfg.vocab_size + 2
 
 
 def synthsent_data(cfg: SynthSentConfig):
@@ -65,8 +91,8 @@ def _patches(images: np.ndarray, k: int) -> np.ndarray:
 
 
 def pathfinder_data(cfg: PathfinderConfig):
-    """Generated images (seed 0) as pixel tokens ``(N, 1024)`` int64 (``patch = 0``, LRA)
-    or patch tokens ``(N, (32/k)^2, k^2)`` float; returns tensors, a note and the images."""
+    """Generated images (seed 0) as pixel tokens ``(N, 1024)`` uint8 (``patch = 0``, LRA)
+    or patch tokens ``(N, (32/k)^2, k^2)`` float32; returns tensors, a note and the images."""
     n = cfg.n_train + cfg.n_test
     images, labels = generate_pathfinder(n, difficulty=cfg.difficulty, seed=0)
     k = cfg.model.patch
@@ -87,38 +113,111 @@ def _model_for(cfg: TextConfig | PathfinderConfig | SynthSentConfig, kernel: str
         vocab = synthsent_vocab(n_words=cfg.n_words, n_filler=cfg.n_filler)["size"]
         return build_model(cfg.model, kernel, vocab=vocab, n_tokens=X.shape[1], classes=2,
                            seed=seed)
-    return build_model(cfg.model, kernel, vocab=257 if text else 256, n_tokens=X.shape[1],
+    return build_model(cfg.model, kernel, vocab=_vocab(cfg) if text else 256,
+                       n_tokens=X.shape[1],
                        classes=2, seed=seed, patch_dim=X.shape[2] if X.ndim == 3 else 0,
                        pad_mask=text)
 
 
-def _train(model, data, cfg, epochs: int, seed: int, progress: bool, desc: str):
+def _train(model, data, cfg, epochs: int, seed: int, progress: bool, desc: str,
+           lr: float | None = None, evals_per_epoch: int | None = None):
     per_epoch = math.ceil(len(data[0]) / min(cfg.batch_size, len(data[0])))
-    return train_classifier(model, data, optimizer=cfg.optimizer, lr=cfg.lr,
-                            steps=epochs * per_epoch, log_every=per_epoch,
-                            batch_size=cfg.batch_size, seed=seed, momentum=cfg.momentum,
-                            weight_decay=cfg.weight_decay, per="epoch", progress=progress,
-                            desc=desc)
+    evals = cfg.evals_per_epoch if evals_per_epoch is None else evals_per_epoch
+    log_every = max(per_epoch // evals, 1)
+    return train_classifier(model, data, optimizer=cfg.optimizer,
+                            lr=cfg.lr if lr is None else lr, steps=epochs * per_epoch,
+                            log_every=log_every, batch_size=cfg.batch_size, seed=seed,
+                            momentum=cfg.momentum, weight_decay=cfg.weight_decay, per="epoch",
+                            eval_train=cfg.eval_train, progress=progress, desc=desc)
 
 
-def _compare(name: str, cfg, data, note: str, *, device, seeds, progress) -> Result:
+def pick_step(grid, val_acc, val_loss) -> float:
+    """The step of ``grid`` with the highest validation accuracy; ties go to the lower
+    validation loss, then to the smaller step. Failed runs (NaN) never win unless all
+    failed (then the smallest step)."""
+    g = np.asarray(grid, float)
+    acc = np.nan_to_num(np.asarray(val_acc, float), nan=-np.inf)
+    loss = np.nan_to_num(np.asarray(val_loss, float), nan=np.inf)
+    order = np.lexsort((g, loss, -acc))  # last key sorts first
+    return float(g[order[0]])
+
+
+def _sweep(name, cfg, data, dev, progress) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Every kernel with every step of ``cfg.lr_grid``: train on (the first ``sweep_train``
+    of) the training split minus its last ``n_val`` examples, evaluate on those (never on
+    the test split)."""
+    X, y = data[0], data[1]
+    m = len(X) - cfg.n_val if cfg.sweep_train is None else min(cfg.sweep_train,
+                                                                 len(X) - cfg.n_val)
+    sub = (X[:m], y[:m], X[-cfg.n_val:], y[-cfg.n_val:])
+    arrays: dict[str, np.ndarray] = {"sweep/lr": np.asarray(cfg.lr_grid, float)}
+    best: dict[str, float] = {}
+    for kernel in cfg.kernels:
+        acc, loss = [], []
+        for lr in cfg.lr_grid:
+            model = _model_for(cfg, kernel, cfg.sweep_seed, X).to(dev)
+            c = _train(model, sub, cfg, cfg.sweep_epochs, cfg.sweep_seed, progress,
+                       f"{name} sweep {kernel} lr {lr:g}", lr=lr)
+            acc.append(c.test_acc[-1])
+            loss.append(c.test_loss[-1])
+        arrays[f"sweep/{kernel}/val_acc"] = np.array(acc)
+        arrays[f"sweep/{kernel}/val_loss"] = np.array(loss)
+        best[kernel] = pick_step(cfg.lr_grid, acc, loss)
+    return arrays, best
+
+
+def _compare(name: str, cfg, data, note: str, *, device, seeds, progress,
+             data_seconds: float = 0.0) -> Result:
+    """Each kernel with its step (``cfg.lr``, or the sweep's choice), one model per seed;
+    with a sweep, also every other kernel with Softmax's step (variant ``<kernel>-shared``).
+    """
     dev, dev_note = run_device(device)
     data = tuple(t.to(dev) for t in data)
     t0 = time.perf_counter()
     arrays: dict[str, np.ndarray] = {}
+    steps = {k: cfg.lr for k in cfg.kernels}
+    if cfg.lr_grid:
+        sweep, steps = _sweep(name, cfg, data, dev, progress)
+        arrays.update(sweep)
+    sweep_seconds = time.perf_counter() - t0
+    plan = [(k, k, steps[k]) for k in cfg.kernels]
+    if cfg.lr_grid and DEFAULT_KERNEL in steps:
+        plan += [(f"{k}-shared", k, steps[DEFAULT_KERNEL]) for k in cfg.kernels
+                 if k != DEFAULT_KERNEL]
     stops: dict[str, list[str]] = {}
-    for kernel in cfg.kernels:
+    timing = {"train_seconds": 0.0, "batch_seconds": 0.0, "examples": 0}
+    done: dict[tuple[str, float], str] = {}
+    for variant, kernel, lr in plan:
+        if (kernel, lr) in done:  # the shared step is this kernel's own: same runs
+            src = done[kernel, lr]
+            for m in ("train_loss", "train_acc", "test_loss", "test_acc", "seconds"):
+                arrays[f"{variant}/{m}"] = arrays[f"{src}/{m}"]
+            stops[variant] = stops[src]
+            continue
         runs = []
         for s in seeds:
             model = _model_for(cfg, kernel, s, data[0]).to(dev)
-            runs.append(_train(model, data, cfg, cfg.epochs, s, progress, f"{name} {kernel} {s}"))
+            runs.append(_train(model, data, cfg, cfg.epochs, s, progress,
+                               f"{name} {variant} {s}", lr=lr))
         for m in ("train_loss", "train_acc", "test_loss", "test_acc"):
-            arrays[f"{kernel}/{m}"] = np.stack([getattr(r, m) for r in runs])
+            arrays[f"{variant}/{m}"] = np.stack([getattr(r, m) for r in runs])
+        arrays[f"{variant}/seconds"] = np.array([r.seconds for r in runs])
         arrays["epoch"] = runs[0].x
-        stops[kernel] = [r.stop for r in runs]
+        stops[variant] = [r.stop for r in runs]
+        done[kernel, lr] = variant
+        timing["train_seconds"] += sum(r.train_seconds for r in runs)
+        timing["batch_seconds"] += sum(r.data_seconds for r in runs)
+        timing["examples"] += sum(r.examples for r in runs)
+    n_tokens = int(data[0].shape[1])
+    tps = timing["examples"] * n_tokens / max(timing["train_seconds"], 1e-9)
+    perf = {"data_seconds": data_seconds, "sweep_seconds": sweep_seconds,
+            "tokens_per_example": n_tokens, "train_tokens_per_s": tps,
+            "batch_share": timing["batch_seconds"] / max(timing["train_seconds"], 1e-9),
+            **timing}
     meta = {"config": config_dict(cfg), **device_meta(dev, dev_note), "seeds": list(seeds),
-            "variants": list(cfg.kernels), "note": note, "stop": stops,
-            "seconds": time.perf_counter() - t0}
+            "variants": [v for v, _, _ in plan], "kernels": {v: k for v, k, _ in plan},
+            "lr": {v: lr for v, _, lr in plan}, "note": note, "stop": stops,
+            "perf": perf, "versions": versions(), "seconds": time.perf_counter() - t0}
     return Result(name, arrays, meta)
 
 
@@ -129,9 +228,10 @@ def run_imdb(config: TextConfig, *, device: str = "auto", seeds=None, progress: 
     Returns a :class:`Result` with ``"<kernel>/{train,test}_{loss,acc}" (S, T)`` and
     ``"epoch" (T,)``; saved to ``out/imdb.npz`` when ``out`` is given.
     """
+    t0 = time.perf_counter()
     data, note = imdb_data(config, source=source)
     res = _compare("imdb", config, data, note, device=device, seeds=run_seeds(config, seeds),
-                   progress=progress)
+                   progress=progress, data_seconds=time.perf_counter() - t0)
     if out is not None:
         res.save(f"{out}/imdb.npz")
     return res
@@ -202,9 +302,11 @@ def run_pathfinder(config: PathfinderConfig, *, device: str = "auto", seeds=None
 
     Same arrays as :func:`run_imdb`, plus ``"images" (<=64, 32, 32)`` and ``"labels"``.
     """
+    t0 = time.perf_counter()
     data, note, images, labels = pathfinder_data(config)
     res = _compare("pathfinder", config, data, note, device=device,
-                   seeds=run_seeds(config, seeds), progress=progress)
+                   seeds=run_seeds(config, seeds), progress=progress,
+                   data_seconds=time.perf_counter() - t0)
     res.arrays["images"], res.arrays["labels"] = images, labels
     if out is not None:
         res.save(f"{out}/pathfinder.npz")
@@ -277,10 +379,12 @@ def run_landscape(config: LandscapeConfig, *, device: str = "auto", seeds=None,
         model = _model_for(replace(base, kernels=(stage1,)), stage1, s, data[0]).to(dev)
         _train(model, data, base, cfg.stage1_epochs, s, progress, f"stage 1, seed {s}")
         acc["stage1/test_acc"].append(evaluate(model, data[2], data[3])[1])
-        for kernel in KERNELS:
+        for i, kernel in enumerate(KERNELS):
             m2 = copy.deepcopy(model)
             m2.set_kernel(kernel)
-            _train(m2, data, base, cfg.stage2_epochs, s + 1, progress, f"stage 2 {kernel}")
+            lr = cfg.stage2_lr[i] if cfg.stage2_lr else base.lr
+            _train(m2, data, base, cfg.stage2_epochs, s + 1, progress, f"stage 2 {kernel}",
+                   lr=lr)
             loss, a = evaluate(m2, data[2], data[3])
             acc[f"{kernel}/test_acc"].append(a)
             acc[f"{kernel}/test_loss"].append(loss)
@@ -290,7 +394,7 @@ def run_landscape(config: LandscapeConfig, *, device: str = "auto", seeds=None,
     arrays = {"alpha": alphas, **{k: np.array(v) for k, v in acc.items()},
               **{f"{k}/slice": np.stack(v) for k, v in slices.items()}}
     meta = {"config": config_dict(cfg), **device_meta(dev, dev_note), "seeds": list(seeds),
-            "variants": list(KERNELS), "note": note,
+            "variants": list(KERNELS), "note": note, "versions": versions(),
             "seconds": time.perf_counter() - t0}
     res = Result("landscape", arrays, meta)
     if out is not None:

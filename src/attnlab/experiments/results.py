@@ -16,8 +16,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Result", "first_step", "load_result", "plot_curves", "relapse_share", "stored_result",
-           "summary"]
+from .._validate import check_real
+
+__all__ = ["Difference", "Result", "difference", "first_step", "gap_curve", "load_result",
+           "plot_curves", "relapse_share", "stored_result", "stored_summary", "summary",
+           "write_summary"]
 
 _META = "__meta__"
 
@@ -135,6 +138,112 @@ def stored_result(experiment: str, preset: str) -> Result:
                          f"{preset!r}; stored: {have}")
     with resources.as_file(f) as path:
         return load_result(path)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Mean of ``b - a`` over seeds with a ``level`` Welch t-interval ``[lo, hi]``."""
+
+    mean: float
+    lo: float
+    hi: float
+    n_a: int
+    n_b: int
+    level: float = 0.95
+
+    @property
+    def excludes_zero(self) -> bool:
+        return bool(self.lo > 0 or self.hi < 0)
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.3f} ({self.level:.0%} CI {self.lo:+.3f} to {self.hi:+.3f})"
+
+
+def _welch(x: np.ndarray, y: np.ndarray, level: float) -> tuple[float, float, float]:
+    """Mean of ``y - x`` (independent samples) and its Welch t-interval."""
+    from scipy.stats import t as student_t
+
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    d, se = float(y.mean() - x.mean()), float(np.sqrt(vx + vy))
+    if se == 0.0:
+        return d, d, d
+    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
+    h = float(student_t.ppf(0.5 + level / 2, df)) * se
+    return d, d - h, d + h
+
+
+def difference(result: Result, a: str, b: str, metric: str, *, at: int = -1,
+               level: float = 0.95) -> Difference:
+    """Variant ``b`` minus variant ``a`` in ``<variant>/<metric>`` at log point ``at``
+    (default: the last), as a mean over seeds with a Welch t-interval (independent seeds,
+    unequal spreads). Each variant needs at least 2 seeds."""
+    x = np.asarray(result.arrays[f"{a}/{metric}"], float)[:, at]
+    y = np.asarray(result.arrays[f"{b}/{metric}"], float)[:, at]
+    if min(len(x), len(y)) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError(f"difference needs >= 2 finite runs per variant, got {len(x)} "
+                         f"and {len(y)} for metric {metric!r}")
+    if not 0.0 < check_real("level", level) < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    d, lo, hi = _welch(x, y, level)
+    return Difference(d, lo, hi, len(x), len(y), level)
+
+
+def gap_curve(result: Result, a: str, b: str, metric: str,
+              level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`difference` at every log point: ``mean, lo, hi`` arrays ``(T,)``."""
+    T = np.asarray(result.arrays[f"{a}/{metric}"]).shape[1]
+    out = np.array([[*(lambda d: (d.mean, d.lo, d.hi))(
+        difference(result, a, b, metric, at=t, level=level))] for t in range(T)])
+    return out[:, 0], out[:, 1], out[:, 2]
+
+
+def _final(x: np.ndarray) -> list[float]:
+    return [float(v) for v in np.asarray(x, float)[:, -1]]
+
+
+def write_summary(folder: str | os.PathLike) -> Path:
+    """Write ``<folder>/summary.json`` from the ``imdb.npz`` and ``pathfinder.npz`` there.
+
+    For each task and variant (``"softmax"``, ``"gaussian"``, ``"gaussian-shared"``: the
+    Gaussian with Softmax's step): the final test accuracy and test loss per seed, their
+    means, the step, the seeds; per task the command, the wall time and the versions.
+    """
+    folder = Path(folder)
+    out: dict[str, Any] = {}
+    for task in ("imdb", "pathfinder"):
+        f = folder / f"{task}.npz"
+        if not f.is_file():
+            continue
+        r = load_result(f)
+        entry: dict[str, Any] = {
+            "command": r.meta.get("command", ""), "preset": r.meta.get("preset", ""),
+            "wall_seconds": r.meta.get("wall_seconds", r.meta.get("seconds")),
+            "device": r.meta.get("device"), "versions": r.meta.get("versions", {}),
+            "epochs": r.meta["config"]["epochs"], "note": r.meta.get("note", ""),
+            "perf": r.meta.get("perf", {})}
+        lrs = r.meta.get("lr", {})
+        for v in r.meta["variants"]:
+            acc, loss = _final(r[f"{v}/test_acc"]), _final(r[f"{v}/test_loss"])
+            entry[v] = {"kernel": r.meta.get("kernels", {}).get(v, v),
+                        "test_acc": acc, "test_loss": loss,
+                        "mean_test_acc": float(np.mean(acc)),
+                        "mean_test_loss": float(np.mean(loss)),
+                        "lr": lrs.get(v, r.meta["config"]["lr"]), "seeds": r.meta["seeds"]}
+        out[task] = entry
+    path = folder / "summary.json"
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    return path
+
+
+def stored_summary(preset: str = "cpu") -> dict[str, Any]:
+    """The ``summary.json`` shipped with the package for ``preset`` (see
+    :func:`write_summary`)."""
+    from importlib import resources
+
+    f = resources.files("attnlab.experiments") / "stored" / str(preset) / "summary.json"
+    if not f.is_file():
+        raise ValueError(f"no stored summary for preset {preset!r}")
+    return json.loads(f.read_text())
 
 
 def plot_curves(result: Result, metric: str, *, ax=None, variants: list[str] | None = None,

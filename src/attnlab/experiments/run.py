@@ -1,27 +1,36 @@
 """Command line: ``python -m attnlab.experiments.run <experiment> --config short|full``
-(also ``test``, and ``cpu`` for ``modular``: a long single-thread CPU run).
+(also ``test``, and ``cpu`` for ``imdb``, ``pathfinder``, ``landscape`` and ``modular``:
+long single-thread CPU runs whose results ship with the book).
 
 Examples::
 
     python -m attnlab.experiments.run imdb --config full --device cuda --out results/
     python -m attnlab.experiments.run modular --config short --out results/ --seeds 0 1
-    OMP_NUM_THREADS=1 python -m attnlab.experiments.run modular --config cpu --device cpu \
-        --out src/attnlab/experiments/stored/cpu/   # the result the book ships
+    python -m attnlab.experiments.run imdb --config cpu --device cpu --threads 1 \
+        --out src/attnlab/experiments/stored/cpu/   # a result the book ships
 
 Writes ``<out>/<experiment>.npz`` (read it back with ``attnlab.experiments.load_result``;
-results shipped with the package with ``stored_result``).
+results shipped with the package with ``stored_result``), with the command, the versions
+and the wall time in its metadata. For ``imdb`` and ``pathfinder`` it also (re)writes
+``<out>/summary.json`` from the results present in ``<out>`` (:func:`write_summary`).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+import time
+
+import torch
 
 from . import EXPERIMENTS, RUNNERS, get_config
 from .config import PRESETS
+from .results import write_summary
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m attnlab.experiments.run",
                                  description="Run a Part III experiment of the attnlab book.")
     ap.add_argument("experiment", choices=EXPERIMENTS)
@@ -29,13 +38,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
     ap.add_argument("--out", default="results", help="output folder (default results/)")
     ap.add_argument("--seeds", type=int, nargs="+", default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's choice; 1 for small models "
+                         "on a shared machine)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            ap.error(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     cfg = get_config(args.experiment, args.config)
+    t0 = time.perf_counter()
     res = RUNNERS[args.experiment](cfg, device=args.device, seeds=args.seeds,
-                                   progress=not args.no_progress, out=args.out)
+                                   progress=not args.no_progress, out=None)
+    res.meta["command"] = shlex.join(["python", "-m", "attnlab.experiments.run", *argv])
+    res.meta["preset"] = args.config
+    res.meta["wall_seconds"] = time.perf_counter() - t0
+    res.meta["threads"] = torch.get_num_threads()
+    path = res.save(f"{args.out}/{args.experiment}.npz")
+    if args.experiment in ("imdb", "pathfinder"):
+        write_summary(args.out)
     print(f"{args.experiment} ({args.config}) on {res.meta['device']}: "
-          f"{res.meta['seconds']:.1f} s -> {args.out}/{args.experiment}.npz")
+          f"{res.meta['wall_seconds']:.1f} s -> {path}")
     print(res.meta.get("note", ""))
     return 0
 

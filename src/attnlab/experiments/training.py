@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .._validate import check_choice, check_int, check_real, check_seeds
 from ..device import resolve_device
 
-__all__ = ["Curves", "evaluate", "train_classifier", "make_optimizer"]
+__all__ = ["Curves", "evaluate", "train_classifier", "make_optimizer", "versions"]
 
 
 @dataclass
@@ -22,7 +22,9 @@ class Curves:
     """Logged metrics at ``T`` log points (index 0 = before training).
 
     ``x (T,)`` epochs or steps; ``train_loss, train_acc, test_loss, test_acc (T,)``;
-    ``stop``: ``"completed"`` or why training stopped (non-finite loss).
+    ``stop``: ``"completed"`` or why training stopped (non-finite loss). ``seconds``: the
+    whole call; ``train_seconds``: the optimizer steps only (no evaluation), of which
+    ``data_seconds`` went to drawing the minibatches; ``examples``: examples trained on.
     """
 
     x: np.ndarray
@@ -32,6 +34,9 @@ class Curves:
     test_acc: np.ndarray
     stop: str
     seconds: float
+    train_seconds: float = 0.0
+    data_seconds: float = 0.0
+    examples: int = 0
 
 
 def make_optimizer(model: nn.Module, name: str, lr: float, *, momentum: float = 0.0,
@@ -66,8 +71,8 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor,
 def train_classifier(model: nn.Module, data: tuple[torch.Tensor, ...], *, optimizer: str,
                      lr: float, steps: int, log_every: int, batch_size: int, seed: int,
                      momentum: float = 0.0, weight_decay: float = 0.0, per: str = "step",
-                     eval_batch: int = 256, progress: bool = False,
-                     desc: str = "") -> Curves:
+                     eval_batch: int = 256, eval_train: int | None = None,
+                     progress: bool = False, desc: str = "") -> Curves:
     """Minibatch training with cross-entropy; logs train/test loss and accuracy.
 
     Args:
@@ -77,6 +82,7 @@ def train_classifier(model: nn.Module, data: tuple[torch.Tensor, ...], *, optimi
         batch_size: minibatch size (``>= N_train`` = full batch); batches come from a
             seeded permutation per pass over the data.
         per: the x axis: ``"step"`` or ``"epoch"`` (steps / batches per epoch).
+        eval_train: training metrics on the first ``eval_train`` examples (None = all).
 
     Returns:
         :class:`Curves`. A non-finite loss stops training with a reason (no raise); the
@@ -88,6 +94,7 @@ def train_classifier(model: nn.Module, data: tuple[torch.Tensor, ...], *, optimi
     check_real("lr", lr, min=0.0, strict_min=True)
     check_choice("per", per, ("step", "epoch"))
     N = len(Xtr)
+    n_eval = N if eval_train is None else min(check_int("eval_train", eval_train, min=1), N)
     bs = min(check_int("batch_size", batch_size, min=1), N)
     per_epoch = math.ceil(N / bs)
     opt = make_optimizer(model, optimizer, lr, momentum=momentum, weight_decay=weight_decay)
@@ -97,18 +104,23 @@ def train_classifier(model: nn.Module, data: tuple[torch.Tensor, ...], *, optimi
     t0, stop, order, pos = time.perf_counter(), "completed", torch.empty(0, dtype=torch.long), 0
 
     def log(t: int) -> None:
-        rec[0, t], rec[1, t] = evaluate(model, Xtr, ytr, eval_batch)
+        rec[0, t], rec[1, t] = evaluate(model, Xtr[:n_eval], ytr[:n_eval], eval_batch)
         rec[2, t], rec[3, t] = evaluate(model, Xte, yte, eval_batch)
 
     log(0)
     model.train()
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
+    t_train = t_data = 0.0
+    seen = 0
     for step in range(1, steps + 1):
+        ta = time.perf_counter()
         if pos >= len(order):
             order, pos = torch.randperm(N, generator=g).to(Xtr.device), 0
         idx = order[pos:pos + bs]
         pos += bs
-        loss = nn.functional.cross_entropy(model(Xtr[idx]), ytr[idx])
+        xb, yb = Xtr[idx], ytr[idx]
+        tb = time.perf_counter()
+        loss = nn.functional.cross_entropy(model(xb), yb)
         if not torch.isfinite(loss):
             stop = (f"stopped at step {step}: training loss is {float(loss)}; "
                     "try a smaller learning rate")
@@ -116,13 +128,17 @@ def train_classifier(model: nn.Module, data: tuple[torch.Tensor, ...], *, optimi
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        t_data += tb - ta
+        t_train += time.perf_counter() - ta
+        seen += len(idx)
         bar.update(1)
         if step % log_every == 0:
             log(step // log_every)
     bar.close()
     x = np.arange(T) * log_every
     x = x / per_epoch if per == "epoch" else x
-    return Curves(x.astype(float), *rec, stop=stop, seconds=time.perf_counter() - t0)
+    return Curves(x.astype(float), *rec, stop=stop, seconds=time.perf_counter() - t0,
+                  train_seconds=t_train, data_seconds=t_data, examples=seen)
 
 
 def run_seeds(cfg, seeds) -> list[int]:
@@ -141,3 +157,19 @@ def run_device(device: str, dtype: str = "float32") -> tuple[torch.device, str]:
 def device_meta(dev: torch.device, note: str) -> dict[str, str]:
     """The ``meta`` entries of a run's device (the note only when there is one)."""
     return {"device": str(dev), **({"device_note": note} if note else {})}
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, torch, NumPy and attnlab, the platform and torch's CPU threads:
+    stored with each run so a shipped result says what made it."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("attnlab")
+    except PackageNotFoundError:  # a source checkout that is not installed
+        ours = "0+unknown"
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "attnlab": ours,
+            "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+            "torch_threads": str(torch.get_num_threads())}
