@@ -89,8 +89,11 @@ def check_real(
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     """Return ``value`` if it is one of ``choices``, else raise naming ``name``."""
     choices = tuple(choices)
+    allowed = ", ".join(repr(c) for c in choices)
+    if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim > 0:
+        raise TypeError(f"{name} must be one of {allowed}, not an array of shape "
+                        f"{tuple(value.shape)}")
     if value not in choices:
-        allowed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
     return value
 

@@ -255,9 +255,8 @@ def encode_bytes(texts: Sequence[str], max_length: int, *,
     Returns:
         ``tokens (N, L)`` int16 in ``0..256`` (0 = padding) and ``lengths (N,)`` int32.
     """
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise TypeError(f"texts must be a sequence of str, got {type(texts).__name__}")
-    max_length = check_int("max_length", max_length, min=1)
+    _check_texts(texts)
+    max_length = check_int("max_length", max_length, min=1, max=1 << 20)
     L = max_length if pad_to is None else check_int("pad_to", pad_to, min=max_length)
     out = np.zeros((len(texts), L), np.int16)
     lengths = np.zeros(len(texts), np.int32)
@@ -278,6 +277,8 @@ def decode_bytes(tokens: np.ndarray) -> list[str]:
     x = np.asarray(tokens)
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.integer):
         raise ValueError(f"tokens must be an integer array (N, L), got {x.dtype} {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"tokens must hold at least one token, got shape {x.shape}")
     if x.size and (x.min() < 0 or x.max() >= VOCAB_SIZE):
         raise ValueError(f"tokens must lie in 0..{VOCAB_SIZE - 1}")
     return [bytes((row[row > 0] - 1).astype(np.uint8)).decode("utf-8", errors="replace")
@@ -287,6 +288,11 @@ def decode_bytes(tokens: np.ndarray) -> list[str]:
 def _check_texts(texts: Sequence[str]) -> None:
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise TypeError(f"texts must be a sequence of str, got {type(texts).__name__}")
+    if not texts:
+        raise ValueError("texts must hold at least one text")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{i}] must be str, got {type(t).__name__}")
 
 
 def words(text: str) -> list[str]:
@@ -302,12 +308,16 @@ def build_vocab(texts: Sequence[str], size: int, *, min_count: int = 1) -> list[
     ``min_count`` times. Build it from the training split only. Word ``i`` of the list gets
     token id ``i + 2`` (0 = padding, 1 = out of vocabulary)."""
     _check_texts(texts)
-    size = check_int("size", size, min=1)
+    size = check_int("size", size, min=1, max=1 << 24)
     min_count = check_int("min_count", min_count, min=1)
     counts: Counter[str] = Counter()
     for t in texts:
         counts.update(words(t))
-    return [w for w, c in counts.most_common(size) if c >= min_count]
+    vocab = [w for w, c in counts.most_common(size) if c >= min_count]
+    if not vocab:
+        raise ValueError(f"no word of texts occurs min_count = {min_count} times: the "
+                         "vocabulary would be empty")
+    return vocab
 
 
 def token_dtype(vocab_size: int) -> type:
@@ -334,10 +344,15 @@ def encode_words(texts: Sequence[str], vocab: Sequence[str], max_length: int, *,
         32,765 words) and ``lengths (N,)`` int32 (words kept).
     """
     _check_texts(texts)
-    max_length = check_int("max_length", max_length, min=1)
+    max_length = check_int("max_length", max_length, min=1, max=1 << 20)
     check_choice("truncate", truncate, ("pre", "post"))
     if isinstance(vocab, str) or not isinstance(vocab, Sequence):
         raise TypeError(f"vocab must be a sequence of str, got {type(vocab).__name__}")
+    if not vocab:
+        raise ValueError("vocab must hold at least one word")
+    for i, w in enumerate(vocab):
+        if not isinstance(w, str):
+            raise TypeError(f"vocab[{i}] must be str, got {type(w).__name__}")
     index = {w: i + 2 for i, w in enumerate(vocab)}
     if len(index) != len(vocab):
         raise ValueError("vocab must not repeat a word")

@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validate import check_choice, check_finite, check_int, check_shape
+from .._validate import check_bool, check_choice, check_finite, check_int, check_shape
 
 __all__ = [
     "SIZE",
@@ -455,10 +455,11 @@ def generate_pathfinder(
         ``images (B, 32, 32)``, ``labels (B,)`` int64 (1 = the markers are connected,
         exactly balanced: ``n // 2`` zeros), and the info if asked for.
     """
-    n = check_int("n", n, min=1)
+    n = check_int("n", n, min=1, max=10_000_000)  # 10 GB of uint8 images at most
     N = check_choice("difficulty", difficulty, DIFFICULTIES)
     seed = check_int("seed", seed, min=0)
     check_choice("dtype", dtype, ("uint8", "float32"))
+    return_info = check_bool("return_info", return_info)
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) >= n // 2).astype(np.int64)
     marked = rng.integers(0, 2, size=n)
@@ -490,6 +491,8 @@ def tokens(images: np.ndarray) -> np.ndarray:
     """
     check_shape("images", images, ("B", "H", "W"))
     x = np.asarray(images)
+    if x.size == 0:
+        raise ValueError(f"images must hold at least one pixel, got shape {x.shape}")
     if np.issubdtype(x.dtype, np.floating):
         check_finite("images", x)
         if x.size and (x.min() < 0.0 or x.max() > 1.0):
