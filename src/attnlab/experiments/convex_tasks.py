@@ -22,7 +22,7 @@ from ..device import resolve_device
 from ..kernels import DEFAULT_KERNEL, KERNEL_TABLE
 from .config import ModelConfig, ModularConfig, StudentTeacherConfig, config_dict
 from .models import TransformerClassifier, build_model
-from .results import Result
+from .results import Result, check_out_dir
 from .training import device_meta, run_device, run_seeds, train_classifier
 
 __all__ = ["run_modular", "run_student_teacher", "readout_attention", "frozen_features",
@@ -43,6 +43,8 @@ def run_modular(config: ModularConfig, *, device: str = "auto", seeds=None,
 
     Arrays: ``"step" (T,)``; ``"L<depth>-<kernel>/{train,test}_{loss,acc}" (S, T)``.
     """
+    if out is not None:  # checked before hours of training, not after
+        out = check_out_dir(out)
     cfg = config
     dev, dev_note = run_device(device)
     md = modular_division(cfg.p, train_fraction=cfg.train_fraction, seed=0)
@@ -239,6 +241,8 @@ def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", se
     Meta: ``features`` and ``pretrain_acc`` (the pretrained classifier's held-out SynthSent
     accuracy; ``None`` with ``features="random"``).
     """
+    if out is not None:  # checked before hours of training, not after
+        out = check_out_dir(out)
     cfg = config
     dev, dev_note = run_device(device, "float64")
     seeds = run_seeds(cfg, seeds)

@@ -28,7 +28,7 @@ from ..kernels import DEFAULT_KERNEL, KERNELS
 from ..landscape import rescale_filters
 from .config import LandscapeConfig, PathfinderConfig, SynthSentConfig, TextConfig, config_dict
 from .models import TransformerClassifier, build_model
-from .results import Result
+from .results import Result, check_out_dir
 from .training import (
     device_meta,
     evaluate,
@@ -228,6 +228,8 @@ def run_imdb(config: TextConfig, *, device: str = "auto", seeds=None, progress: 
     Returns a :class:`Result` with ``"<kernel>/{train,test}_{loss,acc}" (S, T)`` and
     ``"epoch" (T,)``; saved to ``out/imdb.npz`` when ``out`` is given.
     """
+    if out is not None:  # checked before hours of training, not after
+        out = check_out_dir(out)
     t0 = time.perf_counter()
     data, note = imdb_data(config, source=source)
     res = _compare("imdb", config, data, note, device=device, seeds=run_seeds(config, seeds),
@@ -241,6 +243,8 @@ def run_synthsent(config: SynthSentConfig, *, device: str = "auto", seeds=None,
                   progress: bool = True, out=None) -> Result:
     """SynthSent (our synthetic negation-sentiment task), one model per kernel and seed;
     curves over epochs. Same arrays as :func:`run_imdb`; saved to ``out/synthsent.npz``."""
+    if out is not None:  # checked before hours of training, not after
+        out = check_out_dir(out)
     data, note = synthsent_data(config)
     res = _compare("synthsent", config, data, note, device=device,
                    seeds=run_seeds(config, seeds), progress=progress)
@@ -302,6 +306,8 @@ def run_pathfinder(config: PathfinderConfig, *, device: str = "auto", seeds=None
 
     Same arrays as :func:`run_imdb`, plus ``"images" (<=64, 32, 32)`` and ``"labels"``.
     """
+    if out is not None:  # checked before hours of training, not after
+        out = check_out_dir(out)
     t0 = time.perf_counter()
     data, note, images, labels = pathfinder_data(config)
     res = _compare("pathfinder", config, data, note, device=device,
@@ -359,6 +365,8 @@ def run_landscape(config: LandscapeConfig, *, device: str = "auto", seeds=None,
     ``"<kernel>/test_acc"`` and ``"<kernel>/test_loss" (S,)`` after stage 2;
     ``"stage1/test_acc" (S,)``.
     """
+    if out is not None:  # checked before hours of training, not after
+        out = check_out_dir(out)
     cfg, base = config, config.base
     dev, dev_note = run_device(device)
     if config.task == "imdb":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,14 +45,51 @@ class Result:
         return self.arrays[key]
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``path`` (``.npz`` added if missing); returns the file path."""
+        """Write ``path`` (``.npz`` added if missing) atomically: to a temporary file in the
+        same folder, then renamed, so an interrupted save never leaves a truncated result.
+        Returns the file path."""
         p = Path(path)
         if p.suffix != ".npz":
             p = p.with_name(p.name + ".npz")
-        p.parent.mkdir(parents=True, exist_ok=True)
+        check_out_dir(p.parent, "path")
+        if p.is_dir():
+            raise ValueError(f"path {str(p)!r} is a folder, not a result file")
         meta = json.dumps({"experiment": self.experiment, **self.meta}, default=str)
-        np.savez_compressed(p, **self.arrays, **{_META: np.array(meta)})
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, **self.arrays, **{_META: np.array(meta)})
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return p
+
+
+def check_out_dir(out: str | os.PathLike, name: str = "out") -> Path:
+    """Check an output folder *before* any work is done, and create it: a non-empty path,
+    not the filesystem root, not an existing file, and writable. Returns it as a Path.
+
+    Raises ``TypeError``/``ValueError`` naming ``name``.
+    """
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a folder path (str or PathLike), got "
+                        f"{type(out).__name__}")
+    if not str(out).strip():
+        raise ValueError(f"{name} must not be empty (it would write into the current "
+                         "folder or the filesystem root); give a folder such as 'results'")
+    p = Path(out).expanduser()
+    if p.resolve() == Path(p.resolve().anchor):
+        raise ValueError(f"{name} must not be the filesystem root, got {str(out)!r}")
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{name} {str(out)!r} is an existing file, not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{name} {str(out)!r} cannot be created: {exc}") from exc
+    if not os.access(p, os.W_OK):
+        raise ValueError(f"{name} {str(out)!r} is not writable")
+    return p
 
 
 def load_result(path: str | os.PathLike) -> Result:

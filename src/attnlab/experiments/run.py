@@ -24,9 +24,12 @@ import time
 
 import torch
 
+from ..device import available_devices
 from . import EXPERIMENTS, RUNNERS, get_config
 from .config import PRESETS
-from .results import write_summary
+from .results import check_out_dir, write_summary
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,11 +46,23 @@ def main(argv: list[str] | None = None) -> int:
                          "on a shared machine)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    # Every bad argument is an argparse error here, before any training (no traceback).
     if args.threads is not None:
         if args.threads < 1:
             ap.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    cfg = get_config(args.experiment, args.config)
+    if args.device not in DEVICES:
+        ap.error(f"--device must be one of {', '.join(DEVICES)}, got {args.device!r}")
+    if args.device != "auto" and args.device not in available_devices():
+        ap.error(f"--device {args.device} is not available on this machine (available: "
+                 f"{', '.join(available_devices())}); use --device auto")
+    if args.seeds is not None and min(args.seeds) < 0:
+        ap.error(f"--seeds must be >= 0, got {args.seeds}")
+    try:
+        cfg = get_config(args.experiment, args.config)
+        check_out_dir(args.out, "--out")
+    except (TypeError, ValueError) as exc:
+        ap.error(str(exc))
     t0 = time.perf_counter()
     res = RUNNERS[args.experiment](cfg, device=args.device, seeds=args.seeds,
                                    progress=not args.no_progress, out=None)
