@@ -260,9 +260,7 @@ def encode_bytes(texts: Sequence[str], max_length: int, *,
     L = max_length if pad_to is None else check_int("pad_to", pad_to, min=max_length)
     out = np.zeros((len(texts), L), np.int16)
     lengths = np.zeros(len(texts), np.int32)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(f"texts[{i}] must be str, got {type(t).__name__}")
+    for i, t in enumerate(texts):  # every t is a str (_check_texts)
         b = np.frombuffer(t.encode("utf-8")[:max_length], np.uint8)
         out[i, :len(b)] = b.astype(np.int16) + 1
         lengths[i] = len(b)
@@ -285,14 +283,19 @@ def decode_bytes(tokens: np.ndarray) -> list[str]:
             for row in x]
 
 
-def _check_texts(texts: Sequence[str]) -> None:
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise TypeError(f"texts must be a sequence of str, got {type(texts).__name__}")
-    if not texts:
-        raise ValueError("texts must hold at least one text")
-    for i, t in enumerate(texts):
+def _check_strings(name: str, values: Sequence[str], noun: str) -> None:
+    """A non-empty sequence of str (texts, or the words of a vocabulary)."""
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a sequence of str, got {type(values).__name__}")
+    if not values:
+        raise ValueError(f"{name} must hold at least one {noun}")
+    for i, t in enumerate(values):
         if not isinstance(t, str):
-            raise TypeError(f"texts[{i}] must be str, got {type(t).__name__}")
+            raise TypeError(f"{name}[{i}] must be str, got {type(t).__name__}")
+
+
+def _check_texts(texts: Sequence[str]) -> None:
+    _check_strings("texts", texts, "text")
 
 
 def words(text: str) -> list[str]:
@@ -346,13 +349,7 @@ def encode_words(texts: Sequence[str], vocab: Sequence[str], max_length: int, *,
     _check_texts(texts)
     max_length = check_int("max_length", max_length, min=1, max=1 << 20)
     check_choice("truncate", truncate, ("pre", "post"))
-    if isinstance(vocab, str) or not isinstance(vocab, Sequence):
-        raise TypeError(f"vocab must be a sequence of str, got {type(vocab).__name__}")
-    if not vocab:
-        raise ValueError("vocab must hold at least one word")
-    for i, w in enumerate(vocab):
-        if not isinstance(w, str):
-            raise TypeError(f"vocab[{i}] must be str, got {type(w).__name__}")
+    _check_strings("vocab", vocab, "word")
     index = {w: i + 2 for i, w in enumerate(vocab)}
     if len(index) != len(vocab):
         raise ValueError("vocab must not repeat a word")
