@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -336,19 +337,44 @@ def test_cli_sets_threads_and_records_the_command(tmp_path):
         cli_main(["pathfinder", "--config", "test", "--threads", "0"])
 
 
+@pytest.mark.parametrize("argv", [["imdb", "--config", "test", "--difficulty", "9"],
+                                  ["pathfinder", "--config", "test", "--difficulty", "7"]])
+def test_cli_difficulty_errors(argv, tmp_path, capsys):
+    """--difficulty is for pathfinder only and must be 6, 9 or 14: argparse errors."""
+    with pytest.raises(SystemExit) as exc:
+        cli_main([*argv, "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "--difficulty" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_cli_difficulty_writes_its_own_file(tmp_path):
+    """--difficulty 9 runs the preset at contour length 9 into pathfinder_n9.npz."""
+    assert cli_main(["pathfinder", "--config", "test", "--difficulty", "9", "--no-progress",
+                     "--seeds", "0", "--out", str(tmp_path)]) == 0
+    res = load_result(tmp_path / "pathfinder_n9.npz")
+    assert res.meta["config"]["difficulty"] == 9 and "--difficulty 9" in res.meta["command"]
+    assert "pathfinder_n9" in json.loads((tmp_path / "summary.json").read_text())
+
+
 def _plain(x):
     return json.loads(json.dumps(x))
 
 
-@pytest.mark.parametrize("task", ["imdb", "pathfinder"])
+@pytest.mark.parametrize("task", ["imdb", "pathfinder", "pathfinder_n9", "pathfinder_n14"])
 def test_stored_cpu_runs_match_their_presets(task):
-    """stored/cpu/<task>.npz was made by the "cpu" preset with the CLI: a changed preset
-    without a rerun fails here; summary.json agrees with the stored curves."""
-    res, cfg = stored_result(task, "cpu"), get_config(task, "cpu")
+    """stored/cpu/<task>.npz was made by the "cpu" preset with the CLI (pathfinder_n<d>: the
+    same preset at contour length d, ``--difficulty d``): a changed preset without a rerun
+    fails here; summary.json agrees with the stored curves."""
+    base = task.split("_")[0]
+    res, cfg = stored_result(task, "cpu"), get_config(base, "cpu")
+    if task != base:
+        d = int(task.split("_n")[1])
+        cfg = replace(cfg, difficulty=d)
+        assert f"--difficulty {d}" in res.meta["command"]
     saved = {k: v for k, v in res.meta["config"].items()}
     assert saved == _plain(config_dict(cfg))
     assert res.meta["seeds"] == list(cfg.seeds) and len(cfg.seeds) >= 5
-    assert res.meta["command"].startswith(f"python -m attnlab.experiments.run {task} "
+    assert res.meta["command"].startswith(f"python -m attnlab.experiments.run {base} "
                                           "--config cpu")
     assert "--threads 1" in res.meta["command"]
     assert res.meta["versions"]["torch"] and res.meta["wall_seconds"] > 0

@@ -240,7 +240,8 @@ def _final(x: np.ndarray) -> list[float]:
 
 
 def write_summary(folder: str | os.PathLike) -> Path:
-    """Write ``<folder>/summary.json`` from the ``imdb.npz`` and ``pathfinder.npz`` there.
+    """Write ``<folder>/summary.json`` from the ``imdb.npz`` and ``pathfinder.npz`` there
+    (and ``pathfinder_n9.npz`` / ``pathfinder_n14.npz``: Pathfinder at other contour lengths).
 
     For each task and variant (``"softmax"``, ``"gaussian"``, ``"gaussian-shared"``: the
     Gaussian with Softmax's step): the final test accuracy and test loss per seed, their
@@ -248,7 +249,7 @@ def write_summary(folder: str | os.PathLike) -> Path:
     """
     folder = Path(folder)
     out: dict[str, Any] = {}
-    for task in ("imdb", "pathfinder"):
+    for task in ("imdb", "pathfinder", "pathfinder_n9", "pathfinder_n14"):
         f = folder / f"{task}.npz"
         if not f.is_file():
             continue

@@ -11,7 +11,9 @@ Examples::
 
 Writes ``<out>/<experiment>.npz`` (read it back with ``attnlab.experiments.load_result``;
 results shipped with the package with ``stored_result``), with the command, the versions
-and the wall time in its metadata. For ``imdb`` and ``pathfinder`` it also (re)writes
+and the wall time in its metadata. ``--difficulty`` runs Pathfinder's preset at another
+contour length and writes ``<out>/pathfinder_n<difficulty>.npz``. For ``imdb`` and
+``pathfinder`` it also (re)writes
 ``<out>/summary.json`` from the results present in ``<out>`` (:func:`write_summary`).
 """
 
@@ -21,9 +23,11 @@ import argparse
 import shlex
 import sys
 import time
+from dataclasses import replace
 
 import torch
 
+from ..data.pathfinder import DIFFICULTIES
 from ..device import available_devices
 from . import EXPERIMENTS, RUNNERS, get_config
 from .config import PRESETS
@@ -44,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's choice; 1 for small models "
                          "on a shared machine)")
+    ap.add_argument("--difficulty", type=int, default=None,
+                    help="pathfinder only: contour length 6, 9 or 14 instead of the preset's "
+                         "(writes pathfinder_n<difficulty>.npz)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     # Every bad argument is an argparse error here, before any training (no traceback).
@@ -63,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         check_out_dir(args.out, "--out")
     except (TypeError, ValueError) as exc:
         ap.error(str(exc))
+    name = args.experiment
+    if args.difficulty is not None:
+        if args.experiment != "pathfinder":
+            ap.error(f"--difficulty applies to pathfinder only, not {args.experiment}")
+        if args.difficulty not in DIFFICULTIES:
+            ap.error(f"--difficulty must be one of {DIFFICULTIES}, got {args.difficulty}")
+        if args.difficulty != cfg.difficulty:
+            cfg, name = replace(cfg, difficulty=args.difficulty), f"pathfinder_n{args.difficulty}"
     t0 = time.perf_counter()
     res = RUNNERS[args.experiment](cfg, device=args.device, seeds=args.seeds,
                                    progress=not args.no_progress, out=None)
@@ -70,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     res.meta["preset"] = args.config
     res.meta["wall_seconds"] = time.perf_counter() - t0
     res.meta["threads"] = torch.get_num_threads()
-    path = res.save(f"{args.out}/{args.experiment}.npz")
-    if args.experiment in ("imdb", "pathfinder"):
+    path = res.save(f"{args.out}/{name}.npz")
+    if args.experiment in ("imdb", "pathfinder"):  # pathfinder_n<d> included
         write_summary(args.out)
     print(f"{args.experiment} ({args.config}) on {res.meta['device']}: "
           f"{res.meta['wall_seconds']:.1f} s -> {path}")
