@@ -15,6 +15,11 @@ The instructor version keeps the solutions and drops the marker lines. Both note
 with the same Colab setup cell as the chapter notebooks (imported from make_notebooks.py)
 and carry ``metadata.attnlab = {"assignment": "A1", "version": ...}`` for the bulk grader.
 Output is deterministic: no outputs, stable cell ids, sorted JSON keys.
+
+It also writes the stored problems of the A1 speed test,
+``src/attnlab/checks/data/a1_speed.json``: the FISTA variants that produce them live here,
+with the instructor's tools, never in the package (the public checks only compare with the
+stored values).
 """
 
 from __future__ import annotations
@@ -105,18 +110,90 @@ def build(path: Path, version: str) -> str:
     return _make_notebooks().notebook_json(nb)
 
 
+# ----------------------------------------------------------------------------- A1 speed data
+SPEED_K, SPEED_PROBLEMS, SPEED_SEED = 200, 4, 20_240
+
+
+def fista_variant(X, y, beta: float, n_iter: int, *, momentum: bool = True,
+                  restart: bool = True):
+    """Proximal gradient from ``Z = 0`` with step ``1/lambda_max(A^T A)``: FISTA with the
+    gradient-mapping restart (default), FISTA without restart, or plain ISTA."""
+    import numpy as np
+
+    N, n, d = X.shape
+    A = X.reshape(N, n * d)
+    step = 1.0 / np.linalg.eigvalsh(A.T @ A)[-1]
+    z = np.zeros(n * d)
+    z_prev, t = z.copy(), 1.0
+    for _ in range(n_iter):
+        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t)) if momentum else 1.0
+        yk = z + (t - 1.0) / t_next * (z - z_prev)
+        v = (yk - step * (A.T @ (A @ yk - y))).reshape(n, d)
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        z_new = (v * np.clip(1.0 - step * beta / np.where(norms > 0, norms, np.inf), 0.0,
+                             None)).ravel()
+        if restart and (yk - z_new) @ (z_new - z) > 0:
+            t_next = 1.0
+        z_prev, z, t = z, z_new, t_next
+    return z.reshape(n, d)
+
+
+def speed_data() -> str:
+    """JSON of the A1 speed problems: ill-conditioned problems on which, after K steps,
+    FISTA with restart is within 1e-12 of the optimum while FISTA without restart and plain
+    proximal gradient are above 1e-7 (FISTA without restart oscillates, so an instance can
+    hit the optimum by chance: such instances are skipped)."""
+    import json
+
+    import numpy as np
+
+    from attnlab import convex
+    from attnlab.checks.a1 import lasso_problem
+
+    rng = np.random.default_rng(SPEED_SEED)
+    problems = []
+    while len(problems) < SPEED_PROBLEMS:
+        X, y, beta = lasso_problem(rng, N=30, n=6, d=3, rho=0.95, frac=0.05)
+        opt = convex.fit(X, y, beta, tol=1e-12, max_iter=200_000).primal
+        runs = {"restart": fista_variant(X, y, beta, SPEED_K),
+                "no_restart": fista_variant(X, y, beta, SPEED_K, restart=False),
+                "ista": fista_variant(X, y, beta, SPEED_K, momentum=False, restart=False)}
+        sub = {k: (convex.primal_objective(Z, X, y, beta) - opt) / max(1.0, abs(opt))
+               for k, Z in runs.items()}
+        if sub["restart"] <= 1e-12 and sub["no_restart"] >= 1e-7 and sub["ista"] >= 1e-7:
+            problems.append({"X": X.tolist(), "y": y.tolist(), "beta": float(beta),
+                             "optimum": float(opt), "no_restart": runs["no_restart"].tolist(),
+                             "ista": runs["ista"].tolist()})
+    return json.dumps({"K": SPEED_K, "problems": problems}, sort_keys=True) + "\n"
+
+
 def expected_files() -> dict[Path, str]:
     """Everything this script writes, with its expected content."""
-    out: dict[Path, str] = {}
+    out: dict[Path, str] = {ROOT / "src/attnlab/checks/data/a1_speed.json": speed_data()}
     for path in sources():
         for version in VERSIONS:
             out[ROOT / "assignments" / version / f"{path.stem}.ipynb"] = build(path, version)
     return out
 
 
+def _same_numbers(a: object, b: object) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_numbers(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_numbers(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float | int) and isinstance(b, float | int):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return a == b
+
+
 def stale_files() -> list[Path]:
-    """Generated files that are missing or differ, plus notebooks no source produces."""
-    return _make_notebooks().find_stale(expected_files(), _folders())
+    """Generated files that are missing or differ, plus notebooks no source produces. Stored
+    data is compared with a relative tolerance of 1e-9 (other BLAS, other last digits)."""
+    import json
+
+    stale = _make_notebooks().find_stale(expected_files(), _folders())
+    return [p for p in stale if not (p.suffix == ".json" and p.exists() and _same_numbers(
+        json.loads(p.read_text()), json.loads(expected_files()[p])))]
 
 
 def _folders() -> list[Path]:

@@ -24,7 +24,7 @@ from _scripts import load_script
 from attnlab import convex, dynamics, init_params, random_tokens
 from attnlab.checks import ASSIGNMENTS, a1, a2, a3, core
 from attnlab.checks.grade import detect_assignment, grade_folder
-from attnlab.checks.grading import grade_namespace, grading_cell_source
+from attnlab.checks.grading import grade_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
 SLUGS = {key: spec.slug for key, spec in ASSIGNMENTS.items()}
@@ -124,6 +124,12 @@ MISTAKES = [
      "threshold must be step * beta", 0.0),
     ("A1", "A1.2", "no restart", ("t_next = 1.0\n", "pass\n"),
      "converges like FISTA without restart", 4.0),
+    ("A1", "A1.2", "one too few", ("for _ in range(n_iter):", "for _ in range(n_iter - 1):"),
+     "one iteration too few", 5.0),
+    ("A1", "A1.2", "one too many", ("for _ in range(n_iter):", "for _ in range(n_iter + 1):"),
+     "one iteration too many", 5.0),
+    ("A2", "A2.2", "one too few", ("for _ in range(steps):", "for _ in range(steps - 1):"),
+     "one step too few", 1.0),
     ("A1", "A1.3", "missing 1/2", ("primal = 0.5 * r @ r", "primal = r @ r"),
      "misses the factor 1/2", None),
     ("A1", "A1.3", "unscaled dual", ("lam = s * r", "lam = r"), "not feasible", 2.5),
@@ -183,7 +189,7 @@ def test_feedback_does_not_print_reference_values():
     rng = np.random.default_rng(5)
     # rebuild the first hidden case exactly as the check draws it
     args = a3._gradient_case(rng, 0.5)
-    ref = a3.gradient_reference(*args, "softmax")
+    ref = a3._grad_ref(*args, "softmax")
     text = res.summary()
     for v in ref.ravel()[:10]:
         assert f"{v:.3g}" not in text and f"{v:.6f}" not in text
@@ -226,7 +232,7 @@ def test_report_lists_every_part(capsys):
 
 
 # ----------------------------------------------------------------------------- references
-def test_check_references_agree_with_the_package():
+def test_check_helpers_agree_with_the_package():
     rng = np.random.default_rng(0)
     from attnlab.convex.fista import _prox
 
@@ -234,33 +240,46 @@ def test_check_references_agree_with_the_package():
     import torch
 
     ref = _prox(torch.tensor(V).reshape(-1, 1), 0.8, 6, 3).reshape(6, 3).numpy()
-    assert np.allclose(a1.group_soft_threshold_ref(V, 0.8), ref)
-    # FISTA variant with restart reaches the package's optimum
-    X, y, beta = a1.lasso_problem(rng)
-    Z = a1.fista_variant(X, y, beta, 2000)
-    assert convex.primal_objective(Z, X, y, beta) == pytest.approx(
-        convex.fit(X, y, beta, tol=1e-12).primal, rel=1e-10)
+    assert np.allclose(a1._shrink(V, 0.8), ref)
     # the softmax hull equals the engine's reachable interval
     Xt = random_tokens(3, 4, 6, seed=1)
     p = init_params(H=1, D=6, d=2, init_scale=1.0, seed=1)
     lo, hi = dynamics.reachable_interval(Xt, p, "softmax")
-    lo2, hi2 = a3.hull_reference(Xt.numpy(), p.W_V[0, 0, :, 0].numpy())
+    lo2, hi2 = a3._hull(Xt.numpy(), p.W_V[0, 0, :, 0].numpy())
     assert np.allclose(lo[0, :, 0], lo2) and np.allclose(hi[0, :, 0], hi2)
-    # the empirical threshold is the rank count H D >= N n
+    # the rank property behind A2.4 holds exactly from H D >= N n on
     for N, n, H in [(3, 4, 2), (2, 3, 3)]:
-        Ds = range(1, N * n + 2)
-        assert a2.threshold_reference(N, n, H, Ds, seed=0) == math.ceil(N * n / H)
+        D_star = math.ceil(N * n / H)
+        assert a2._full_row_rank(N, n, H, D_star, seed=0)
+        assert not a2._full_row_rank(N, n, H, D_star - 1, seed=0)
 
 
-def test_speed_problem_separates_restart_from_no_restart():
-    rng = np.random.default_rng(3)
-    X, y, beta, opt = a1.speed_problem(rng, 200)
+def test_gradient_descent_closed_form_matches_the_loop():
+    rng = np.random.default_rng(1)
+    for shape in [(12, 16), (16, 10)]:
+        C = rng.standard_normal(shape)
+        y = rng.standard_normal(shape[0])
+        lr = 0.9 / np.linalg.norm(C, 2) ** 2
+        w = np.zeros(shape[1])
+        for k in range(1, 41):
+            w = w - lr * (C.T @ (C @ w - y))
+            assert np.allclose(a2._gd_closed_form(C, y, lr, k), w, rtol=1e-10, atol=1e-12)
 
-    def sub(Z):
-        return (convex.primal_objective(Z, X, y, beta) - opt.primal) / max(1.0, opt.primal)
 
-    assert sub(a1.fista_variant(X, y, beta, 200)) <= 1e-12
-    assert sub(a1.fista_variant(X, y, beta, 200, restart=False)) >= 1e-7
+def test_stored_speed_problems_separate_restart_from_no_restart():
+    """On every stored problem, the instructor's FISTA with restart reaches the optimum in K
+    steps and the stored variants do not (the data a1.check_prox_grad relies on)."""
+    data = a1.speed_problems()
+    assert len(data["problems"]) >= 4
+    ns = namespace("instructor", "A1")
+    for p in data["problems"]:
+        X, y, beta = p["X"], p["y"], p["beta"]
+
+        def sub(Z, X=X, y=y, beta=beta, opt=p["optimum"]):
+            return (convex.primal_objective(Z, X, y, beta) - opt) / max(1.0, opt)
+
+        assert sub(ns["prox_grad"](X, y, beta, data["K"])) <= 1e-12
+        assert sub(p["no_restart"]) >= 1e-7 and sub(p["ista"]) >= 1e-7
 
 
 # ----------------------------------------------------------------------------- builds
@@ -274,6 +293,7 @@ def test_generated_assignments_are_in_sync():
 def test_sync_check_detects_a_stale_notebook(tmp_path):
     for name in ["_config.yml", "pyproject.toml"]:
         shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "src/attnlab/checks/data", tmp_path / "src/attnlab/checks/data")
     shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
     shutil.copytree(ROOT / "assignments", tmp_path / "assignments")
     bd = load_builder(tmp_path)
@@ -365,7 +385,6 @@ def test_detect_assignment(tmp_path):
     nb.metadata["attnlab"] = {"assignment": "A1"}
     assert detect_assignment(nb, Path("alice_a2.ipynb")) == "A1"
     assert detect_assignment(nbformat.v4.new_notebook(), Path("x.ipynb")) is None
-    assert "write_results(\n    'A1'" in grading_cell_source("A1", tmp_path / "r.json", 3)
 
 
 def test_bulk_grading_writes_the_expected_csv(tmp_path):
@@ -387,8 +406,9 @@ def test_bulk_grading_writes_the_expected_csv(tmp_path):
     assert len(rows) == 5
     table = {r["file"]: r for r in csv.DictReader(out.open())}
     header = next(csv.reader(out.open()))
-    assert header[:8] == ["file", "assignment", "A1.1", "A1.2", "A1.3", "A1.4", "A1.5", "total"]
-    assert header[8:11] == ["max", "status", "message"] and header[-1] == "seed"
+    assert header[:9] == ["file", "student", "assignment", "A1.1", "A1.2", "A1.3", "A1.4",
+                          "A1.5", "total"]
+    assert header[9:12] == ["max", "status", "message"] and header[-1] == "seed"
     assert (table["correct.ipynb"]["status"], table["correct.ipynb"]["total"]) == ("ok", "20")
     w = table["wrong.ipynb"]
     assert w["status"] == "ok" and w["A1.1"] == "2.5" and float(w["total"]) < 20
@@ -398,12 +418,26 @@ def test_bulk_grading_writes_the_expected_csv(tmp_path):
     assert b["total"] == "20"  # functions defined before the broken cell are still graded
     lp = table["loops.ipynb"]
     assert lp["status"] == "timeout" and "did not finish within 3 s" in lp["message"]
-    assert lp["total"] == "20"  # the loop was interrupted, the grading cell still ran
+    assert "cell " in lp["message"] and "(`while True:`)" in lp["message"]
+    assert lp["total"] == "20"  # the loop was interrupted, the functions are still graded
     g = table["garbage.ipynb"]
     assert g["status"] == "error" and "not a readable notebook" in g["message"]
-    assert g["assignment"] == "" and g["total"] == "0"
+    # not a notebook, but scored against the real maximum of the folder's assignment
+    assert (g["assignment"], g["total"], g["max"]) == ("A1", "0", "20")
     text = (fb / "wrong.txt").read_text()
     assert "each entry separately" in text and "A1.1 group soft-thresholding: 2.5/4" in text
+
+
+def test_scores_are_deterministic(tmp_path):
+    """The same notebook gets the same points on every run (fixed hidden cases)."""
+    sub = tmp_path / "s"
+    sub.mkdir()
+    ref = function_cells("instructor", "A1")
+    wrong = [c.replace("t_next = 1.0\n", "pass\n") for c in ref]
+    _notebook(sub / "a_a1.ipynb", wrong)
+    _notebook(sub / "b_a1.ipynb", wrong)
+    rows = grade_folder(sub, jobs=1)
+    assert rows[0].points == rows[1].points and rows[0].seed == rows[1].seed == 0
 
 
 # ----------------------------------------------------------------------------- book page

@@ -10,12 +10,17 @@ Student functions (NumPy in, NumPy out; X ``(N, n, d)``, y ``(N,)``, Z ``(n, d)`
 - ``recover_heads(Z, tol)``: ``(w (h, n), v (h, d), b (h,))``, corrected Proposition 1;
 - ``beta_max(X, y)``: the smallest beta with ``Z* = 0``.
 
-References come from :mod:`attnlab.convex`.
+Expected values come from :mod:`attnlab.convex` (optima, objectives, certificates) and from
+properties (the prox's definition, KKT conditions, the forward map of the heads). The speed
+test uses stored problems (``data/a1_speed.json``, written by ``make assignments``, which
+holds the FISTA variants): the package never ships a solution of the assignment.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -31,15 +36,13 @@ __all__ = [
     "check_recover_heads",
     "check_beta_max",
     "lasso_problem",
-    "speed_problem",
-    "fista_variant",
-    "group_soft_threshold_ref",
+    "speed_problems",
 ]
 
 
-# ----------------------------------------------------------------------------- references
-def group_soft_threshold_ref(V: np.ndarray, tau: float) -> np.ndarray:
-    """Row-wise group soft-thresholding of ``V (n, d)`` (zero rows stay zero)."""
+# ----------------------------------------------------------------------------- problems
+def _shrink(V: np.ndarray, tau: float) -> np.ndarray:
+    """The prox's definition, row by row (for the diagnosis of variants of a mistake)."""
     norms = np.linalg.norm(V, axis=1, keepdims=True)
     safe = np.where(norms > 0, norms, np.inf)
     return V * np.clip(1.0 - tau / safe, 0.0, None)
@@ -58,46 +61,20 @@ def lasso_problem(rng: np.random.Generator, *, N: int = 30, n: int = 6, d: int =
     return X, y, frac * convex.beta_max(X, y)
 
 
-def fista_variant(X: np.ndarray, y: np.ndarray, beta: float, n_iter: int, *,
-                  momentum: bool = True, restart: bool = True) -> np.ndarray:
-    """Proximal gradient from ``Z = 0`` with step ``1/lambda_max(A^T A)``: FISTA with the
-    gradient-mapping restart (default), FISTA without restart, or plain ISTA
-    (``momentum=False``). Used to recognize which method a submission implements."""
-    N, n, d = X.shape
-    A = X.reshape(N, n * d)
-    step = 1.0 / np.linalg.eigvalsh(A.T @ A)[-1]
-    z = np.zeros(n * d)
-    z_prev, t = z.copy(), 1.0
-    for _ in range(n_iter):
-        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t)) if momentum else 1.0
-        yk = z + (t - 1.0) / t_next * (z - z_prev)
-        grad = A.T @ (A @ yk - y)
-        z_new = group_soft_threshold_ref((yk - step * grad).reshape(n, d), step * beta).ravel()
-        if restart and (yk - z_new) @ (z_new - z) > 0:
-            t_next = 1.0
-        z_prev, z, t = z, z_new, t_next
-    return z.reshape(n, d)
+SPEED_FILE = Path(__file__).with_name("data") / "a1_speed.json"
 
 
-def speed_problem(rng: np.random.Generator, K: int, tries: int = 20
-                  ) -> tuple[np.ndarray, np.ndarray, float, convex.ConvexFit]:
-    """An ill-conditioned problem (correlated tokens) on which, after ``K`` iterations,
-    FISTA with restart is within 1e-12 of the optimum while FISTA without restart and plain
-    proximal gradient are still above 1e-7 (FISTA without restart oscillates, so a random
-    instance can hit the optimum by chance: such instances are redrawn)."""
-    for _ in range(tries):
-        X, y, beta = lasso_problem(rng, N=30, n=6, d=3, rho=0.95, frac=0.05)
-        opt = _optimum(X, y, beta)
-        scale = max(1.0, abs(opt.primal))
-
-        def sub(Z: np.ndarray) -> float:
-            return (_primal(Z, X, y, beta) - opt.primal) / scale  # noqa: B023
-
-        if (sub(fista_variant(X, y, beta, K)) <= 1e-12
-                and sub(fista_variant(X, y, beta, K, restart=False)) >= 1e-7
-                and sub(fista_variant(X, y, beta, K, momentum=False, restart=False)) >= 1e-7):
-            break
-    return X, y, beta, opt
+def speed_problems() -> dict:
+    """The stored speed problems: ``{"K": iterations, "problems": [{"X", "y", "beta",
+    "optimum", "no_restart", "ista"}, ...]}`` with X ``(30, 6, 3)``, the optimal value, and
+    the iterates after K steps of FISTA without restart and of plain proximal gradient. On
+    each, FISTA with restart is within 1e-12 of the optimum after K steps, the two others
+    above 1e-7 (``scripts/build_assignments.py`` draws and checks them)."""
+    data = json.loads(SPEED_FILE.read_text())
+    for p in data["problems"]:
+        for k in ("X", "y", "no_restart", "ista"):
+            p[k] = np.asarray(p[k], dtype=float)
+    return data
 
 
 def _primal(Z: np.ndarray, X: np.ndarray, y: np.ndarray, beta: float) -> float:
@@ -129,7 +106,7 @@ def _gst_mistakes(V: np.ndarray, tau: float) -> list[tuple[Callable[[], np.ndarr
         (lambda: np.sign(V) * np.maximum(np.abs(V) - tau, 0.0),
          "you soft-thresholded each entry separately; here a group is a whole row (one "
          "token): shrink row k by the factor max(0, 1 - tau/||v_k||)"),
-        (lambda: group_soft_threshold_ref(V.T, tau).T,
+        (lambda: _shrink(V.T, tau).T,
          "you grouped the entries by columns; a group is a row of V (one token)"),
         (lambda: V * (1.0 - tau / norms),
          "rows whose norm is below tau flip sign instead of becoming 0: clip the factor "
@@ -139,10 +116,10 @@ def _gst_mistakes(V: np.ndarray, tau: float) -> list[tuple[Callable[[], np.ndarr
          "shrink, their norm dropping by tau"),
         (lambda: V * np.clip(1.0 - tau / norms**2, 0.0, None),
          "divide tau by the row norm ||v_k||, not by its square"),
-        (lambda: group_soft_threshold_ref(V, 2 * tau), _WRONG_LEVEL),
-        (lambda: group_soft_threshold_ref(V, 0.5 * tau), _WRONG_LEVEL),
-        (lambda: group_soft_threshold_ref(V, tau**2), _WRONG_LEVEL),
-        (lambda: group_soft_threshold_ref(V, np.sqrt(tau)), _WRONG_LEVEL),
+        (lambda: _shrink(V, 2 * tau), _WRONG_LEVEL),
+        (lambda: _shrink(V, 0.5 * tau), _WRONG_LEVEL),
+        (lambda: _shrink(V, tau**2), _WRONG_LEVEL),
+        (lambda: _shrink(V, np.sqrt(tau)), _WRONG_LEVEL),
         (lambda: V * np.clip(1.0 - tau / fro, 0.0, None),
          "each row must be shrunk with its own norm ||v_k||, not the norm of the whole matrix"),
     ]
@@ -159,7 +136,7 @@ def check_group_soft_threshold(run: Run, group_soft_threshold: Callable) -> None
     out = to_array(run.call(group_soft_threshold, V, tau, what=f"V of shape {V.shape}"),
                    name, V.shape)
     run.ok("returns an array of the shape of V", 0.5)
-    ref = group_soft_threshold_ref(V, tau)
+    ref = _shrink(V, tau)
     norms = np.linalg.norm(V, axis=1)
     big, small = norms > tau, norms <= tau
     hint = None if close(out, ref, 1e-9) else diagnose(out, _gst_mistakes(V, tau))
@@ -232,7 +209,7 @@ def _first_step_mistakes(X: np.ndarray, y: np.ndarray, beta: float
     A = X.reshape(N, n * d)
     step = 1.0 / np.linalg.eigvalsh(A.T @ A)[-1]
     g0 = (step * (A.T @ y)).reshape(n, d)  # minus the gradient step from Z = 0
-    gst = group_soft_threshold_ref
+    gst = _shrink
     return [
         (lambda: gst(-g0, step * beta),
          "your step goes uphill: the update is Z <- prox(Z - step * gradient), check the "
@@ -251,6 +228,31 @@ def _first_step_mistakes(X: np.ndarray, y: np.ndarray, beta: float
         (lambda: np.sign(g0) * np.maximum(np.abs(g0) - step * beta, 0.0),
          "the prox thresholds entries instead of rows: call your group_soft_threshold"),
     ]
+
+
+def _iteration_count(run: Run, prox_grad: Callable, Z1: np.ndarray, first: np.ndarray,
+                     X: np.ndarray, y: np.ndarray, beta: float) -> str | None:
+    """Feedback when ``n_iter = 1`` ran zero or two iterations (a loop bound off by one)."""
+    n, d = first.shape
+    if np.linalg.norm(first) > 0 and np.all(Z1 == 0):
+        Z2 = to_array(run.call(prox_grad, X, y, beta, 2, what="n_iter = 2"), "prox_grad",
+                      (n, d))
+        if close(Z2, first, 1e-7):
+            return ("one iteration too few: with n_iter = 1 your loop returns the starting "
+                    "point Z = 0, and n_iter = 2 gives one step; run exactly n_iter "
+                    "iterations (for _ in range(n_iter))")
+    # the second step extrapolates from Z_1 (Z_0 = 0) with t_1 = (1 + sqrt 5)/2; no restart
+    # can happen after the first step, so every variant with momentum agrees here
+    A = X.reshape(X.shape[0], -1)
+    step = 1.0 / np.linalg.eigvalsh(A.T @ A)[-1]
+    t1 = 0.5 * (1.0 + np.sqrt(5.0))
+    c = (t1 - 1.0) / (0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t1 * t1)))
+    Y = (1.0 + c) * first.ravel()
+    second = _shrink((Y - step * (A.T @ (A @ Y - y))).reshape(n, d), step * beta)
+    if close(Z1, second, 1e-7) and not close(second, first, 1e-7):
+        return ("one iteration too many: with n_iter = 1 your loop takes two steps; run "
+                "exactly n_iter iterations (for _ in range(n_iter))")
+    return None
 
 
 @check("A1.2", "proximal gradient with restart", points=6)
@@ -274,11 +276,12 @@ def check_prox_grad(run: Run, prox_grad: Callable) -> None:
                    "largest eigenvalue of A^T A (A = X.reshape(N, n*d))?")
     A = X.reshape(X.shape[0], -1)
     step = 1.0 / np.linalg.eigvalsh(A.T @ A)[-1]
-    first = group_soft_threshold_ref((step * (A.T @ y)).reshape(n, d), step * beta)
+    first = _shrink((step * (A.T @ y)).reshape(n, d), step * beta)
     if close(Z1, first, 1e-7) or subopt(Z1) <= 1e-7:
         run.ok("one iteration from Z = 0 is a proximal gradient step", 1.0)
     else:
-        fb = diagnose(Z1, _first_step_mistakes(X, y, beta), 1e-7) or (
+        fb = _iteration_count(run, prox_grad, Z1, first, X, y, beta) \
+            or diagnose(Z1, _first_step_mistakes(X, y, beta), 1e-7) or (
             "with n_iter = 1, Z should be one proximal gradient step from Z = 0 with step "
             "1/L, L = largest eigenvalue of A^T A; yours differs")
         run.fail("one iteration from Z = 0 is a proximal gradient step", 1.0, fb)
@@ -310,18 +313,20 @@ def check_prox_grad(run: Run, prox_grad: Callable) -> None:
         raise Stop("the speed test (restart) runs once the convergence test passes.")
 
     # 3. speed on an ill-conditioned problem: momentum with restart (2 points)
-    K = 200
-    Xh, yh, bh, opt_h = speed_problem(rng, K)
+    data = speed_problems()
+    K = int(data["K"])
+    prob = data["problems"][int(rng.integers(len(data["problems"])))]
+    Xh, yh, bh, best = prob["X"], prob["y"], float(prob["beta"]), float(prob["optimum"])
 
     def subopt_h(Zc: np.ndarray) -> float:
-        return (_primal(Zc, Xh, yh, bh) - opt_h.primal) / max(1.0, abs(opt_h.primal))
+        return (_primal(Zc, Xh, yh, bh) - best) / max(1.0, abs(best))
 
-    Zh = to_array(run.call(prox_grad, Xh, yh, bh, K, what=f"n_iter = {K}"), name, (6, 3))
+    Zh = to_array(run.call(prox_grad, Xh, yh, bh, K, what=f"n_iter = {K}"), name,
+                  Xh.shape[1:])
     gh = subopt_h(Zh) if np.all(np.isfinite(Zh)) else float("inf")
     fb = None
     if gh > 1e-10:
-        no_restart = fista_variant(Xh, yh, bh, K, restart=False)
-        ista = fista_variant(Xh, yh, bh, K, momentum=False, restart=False)
+        no_restart, ista = prob["no_restart"], prob["ista"]
         g_nr, g_ista = subopt_h(no_restart), subopt_h(ista)
         if close(Zh, no_restart, 1e-6) or (np.isfinite(gh) and 0.1 * g_nr <= gh <= 10 * g_nr):
             fb = ("your loop converges like FISTA without restart: reset the momentum "
@@ -526,11 +531,14 @@ ASSIGNMENT = Assignment(
     hours="3-4 h",
     parts=(
         Part("A1.1", "group soft-thresholding", 4, check_group_soft_threshold,
-             ("group_soft_threshold",)),
-        Part("A1.2", "proximal gradient with restart", 6, check_prox_grad, ("prox_grad",)),
+             ("group_soft_threshold",), forbidden=("_shrink", "_prox")),
+        Part("A1.2", "proximal gradient with restart", 6, check_prox_grad, ("prox_grad",),
+             forbidden=("fit", "solve_fista")),
         Part("A1.3", "duality gap", 4, check_duality_gap, ("duality_gap",)),
-        Part("A1.4", "recover the heads", 4, check_recover_heads, ("recover_heads",)),
-        Part("A1.5", "beta_max", 2, check_beta_max, ("beta_max",)),
+        Part("A1.4", "recover the heads", 4, check_recover_heads, ("recover_heads",),
+             forbidden=("recover_heads", "train_heads")),
+        Part("A1.5", "beta_max", 2, check_beta_max, ("beta_max",),
+             forbidden=("beta_max",)),
     ),
     written=(
         Written("A1.W1", "which tokens survive as beta grows", 3),

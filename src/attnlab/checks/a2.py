@@ -11,12 +11,14 @@ Student functions (NumPy in, NumPy out):
 - ``empirical_threshold(N, n, H, Ds, seed)``: the smallest D in Ds for which C (random
   tokens and weights from the package) has full row rank ``N n``.
 
-References come from :mod:`attnlab.kernels` and :mod:`attnlab.model`.
+Expected values come from :mod:`attnlab.kernels` and :mod:`attnlab.model`, from the closed
+form of gradient descent on a quadratic (through the SVD of C, never the loop the student
+writes) and from properties (the rank of C at and below the returned D).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -33,8 +35,6 @@ __all__ = [
     "check_gd_values",
     "check_predicted_rate",
     "check_empirical_threshold",
-    "threshold_reference",
-    "gd_reference",
 ]
 
 
@@ -96,12 +96,16 @@ def check_feature_matrix(run: Run, feature_matrix_fn: Callable) -> None:
 
 
 # ----------------------------------------------------------------------------- part 2
-def gd_reference(C: np.ndarray, y: np.ndarray, lr: float, steps: int) -> np.ndarray:
-    """``steps`` plain gradient steps on ``1/2 ||C w - y||^2`` from ``w = 0``."""
-    w = np.zeros(C.shape[1])
-    for _ in range(steps):
-        w = w - lr * (C.T @ (C @ w - y))
-    return w
+def _gd_closed_form(C: np.ndarray, y: np.ndarray, lr: float, steps: int) -> np.ndarray:
+    """Gradient descent's iterate in closed form: with ``C = U S V^T``, ``w_k = V diag((1 -
+    (1 - lr s^2)^k) / s) U^T y`` (from ``w = 0``; directions with ``s = 0`` never move)."""
+    if steps <= 0:
+        return np.zeros(C.shape[1])
+    U, s, Vt = np.linalg.svd(C, full_matrices=False)
+    keep = s > 1e-12 * s[0]
+    coef = np.zeros_like(s)
+    coef[keep] = (1.0 - (1.0 - lr * s[keep] ** 2) ** steps) / s[keep]
+    return Vt.T @ (coef * (U.T @ y))
 
 
 def _random_C(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -129,24 +133,24 @@ def check_gd_values(run: Run, gd_values: Callable) -> None:
 
     def mistakes(steps: int) -> list[tuple[object, str]]:
         return [
-            (lambda: gd_reference(C, -y, lr, steps) if steps else None,
+            (lambda: _gd_closed_form(C, -y, lr, steps) if steps else None,
              "sign error: the step is w <- w - lr * C^T (C w - y)"),
-            (lambda: gd_reference(C, y, 2 * lr, steps),
+            (lambda: _gd_closed_form(C, y, 2 * lr, steps),
              "your steps are twice too long: the gradient of 1/2 ||C w - y||^2 is "
              "C^T (C w - y), with no factor 2"),
-            (lambda: gd_reference(C, y, 0.5 * lr, steps),
+            (lambda: _gd_closed_form(C, y, 0.5 * lr, steps),
              "your steps are half as long as they should be (a stray factor 1/2)"),
-            (lambda: gd_reference(C, y, lr, steps - 1), "you ran one step too few"),
-            (lambda: gd_reference(C, y, lr, steps + 1), "you ran one step too many"),
+            (lambda: _gd_closed_form(C, y, lr, steps - 1), "you ran one step too few"),
+            (lambda: _gd_closed_form(C, y, lr, steps + 1), "you ran one step too many"),
         ]
 
-    ref1 = gd_reference(C, y, lr, 1)
+    ref1 = _gd_closed_form(C, y, lr, 1)
     run.item("one step from w = 0", 1.0, None if close(out, ref1, 1e-9) else (
         diagnose(out, mistakes(1), 1e-9) or "one step from w = 0 is lr * C^T y"))
     steps = int(rng.integers(20, 60))
     out = to_array(run.call(gd_values, C, y, lr, steps, what=f"steps = {steps}"), name,
                    (C.shape[1],))
-    ref = gd_reference(C, y, lr, steps)
+    ref = _gd_closed_form(C, y, lr, steps)
     run.item(f"{steps} steps", 2.0, None if close(out, ref, 1e-8) else (
         diagnose(out, mistakes(steps), 1e-8) or "the iterates differ from gradient descent "
                                                  "w <- w - lr * C^T (C w - y) from w = 0"))
@@ -191,16 +195,14 @@ def check_predicted_rate(run: Run, predicted_rate: Callable) -> None:
 
 
 # ----------------------------------------------------------------------------- part 4
-def threshold_reference(N: int, n: int, H: int, Ds: Sequence[int], seed: int,
-                        kernel: str = DEFAULT_KERNEL) -> int | None:
-    """Smallest D in ``Ds`` whose feature matrix has rank ``N n`` (package's random data)."""
-    for D in sorted(Ds):
-        X = random_tokens(N, n, D, seed=seed)
-        p = init_params(H=H, D=D, d=4, init_scale=1.0, seed=seed)
-        C = feature_matrix(X, p.W_Q[0], p.W_K[0], kernel)
-        if C.shape[1] >= C.shape[0] and int(torch.linalg.matrix_rank(C)) == N * n:
-            return int(D)
-    return None
+def _full_row_rank(N: int, n: int, H: int, D: int, seed: int,
+                   kernel: str = DEFAULT_KERNEL) -> bool:
+    """Whether the package's feature matrix for this D (d = 8, as in the assignment) has
+    rank N n."""
+    X = random_tokens(N, n, D, seed=seed)
+    p = init_params(H=H, D=D, d=8, init_scale=1.0, seed=seed)
+    C = feature_matrix(X, p.W_Q[0], p.W_K[0], kernel)
+    return C.shape[1] >= C.shape[0] and int(torch.linalg.matrix_rank(C)) == N * n
 
 
 @check("A2.4", "embedding-dimension threshold, empirically", points=4)
@@ -213,19 +215,22 @@ def check_empirical_threshold(run: Run, empirical_threshold: Callable) -> None:
         seed = int(rng.integers(1000))
         got = run.call(empirical_threshold, N, n, H, Ds, seed,
                        what=f"N={N}, n={n}, H={H}, Ds={Ds[0]}..{Ds[-1]}")
-        ref = threshold_reference(N, n, H, Ds, seed)
         if got is None:
             run.fail(f"N = {N}, n = {n}, H = {H}", 2.0,
                      "you returned None, but some D in Ds gives a full-rank C")
             continue
         got = int(to_array(got, "empirical_threshold", ()))
+        # properties of the answer: full row rank at D, not at the D before it in Ds
+        ok_here = got in Ds and _full_row_rank(N, n, H, got, seed)
+        before = [D for D in Ds if D < got]
+        ok_before = not before or not _full_row_rank(N, n, H, before[-1], seed)
         fb = None
-        if got != ref:
+        if not (ok_here and ok_before):
             if got == Ds[0]:
                 fb = ("you accept every D: compare singular values with a tolerance (they are "
                       "never exactly 0 in floating point), and note that al.sigma_min only "
                       "looks at the first min(N n, H D) of them; full row rank means rank N n")
-            elif got < ref:
+            elif not ok_here:
                 fb = ("too small: for the D you return, C has fewer than N n independent rows "
                       "(count its columns)")
             elif got == min(D for D in Ds if D >= N * n):
@@ -242,12 +247,14 @@ ASSIGNMENT = Assignment(
     title="Training W_V: the feature matrix, the linear rate and the width threshold",
     hours="2.5-3 h",
     parts=(
-        Part("A2.1", "feature matrix C", 5, check_feature_matrix, ("feature_matrix",)),
-        Part("A2.2", "gradient descent on W_V", 4, check_gd_values, ("gd_values",)),
+        Part("A2.1", "feature matrix C", 5, check_feature_matrix, ("feature_matrix",),
+             forbidden=("feature_matrix",)),
+        Part("A2.2", "gradient descent on W_V", 4, check_gd_values, ("gd_values",),
+             forbidden=("_gd_closed_form",)),
         Part("A2.3", "predicted rate from sigma_min(C)", 4, check_predicted_rate,
              ("predicted_rate",)),
         Part("A2.4", "embedding-dimension threshold", 4, check_empirical_threshold,
-             ("empirical_threshold",)),
+             ("empirical_threshold",), forbidden=("_full_row_rank",)),
     ),
     written=(
         Written("A2.W1", "the plateau below the threshold", 3),

@@ -11,8 +11,9 @@ One head, value dimension 1 (W_O merged): X ``(N, n, D)``, W_Q, W_K ``(D, d)``, 
 - ``hull_floor(X, w_v, y)``: ``1/2 sum_{i,k} dist(y_ik, [lo_i, hi_i])^2``, a lower bound on
   the loss of W_Q-only softmax training.
 
-The gradient reference is :func:`attnlab.wq_gradient` (checked against autograd in the
-package's tests).
+Expected gradients come from the package's :func:`attnlab.wq_gradient` (checked against
+autograd in the package's tests), which the student may not call (a graded function that
+calls it scores 0); the hull from its definition (the extremes of the values).
 """
 
 from __future__ import annotations
@@ -39,13 +40,11 @@ __all__ = [
     "check_autograd_gradient",
     "check_softmax_hull",
     "check_hull_floor",
-    "gradient_reference",
-    "hull_reference",
 ]
 
 
 # ----------------------------------------------------------------------------- references
-def gradient_reference(X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, w_v: np.ndarray,
+def _grad_ref(X: np.ndarray, W_Q: np.ndarray, W_K: np.ndarray, w_v: np.ndarray,
                        y: np.ndarray, kernel: str, **kw: object) -> np.ndarray:
     """``dF/dW_Q`` ``(D, d)`` for one head, from :func:`attnlab.wq_gradient`."""
     return wq_gradient(X, W_Q[None], W_K[None], w_v[None], y, kernel, **kw)[0]
@@ -95,9 +94,9 @@ def _gradient_mistakes(args: tuple, kernel: str, ref: np.ndarray) -> list[tuple[
         (0.5 * ref, "half the reference: a stray factor 1/2"),
         (np.sqrt(d) * ref, "the factor 1/sqrt(d) (the kernel's scale) is missing from g_ik"),
         (ref / np.sqrt(d), "an extra factor 1/sqrt(d): the scale appears once in g_ik"),
-        (lambda: gradient_reference(*args, kernel, scale=1.0),
+        (lambda: _grad_ref(*args, kernel, scale=1.0),
          "you used the scale 1 instead of 1/sqrt(d) in the kernel"),
-        *((lambda other=other: gradient_reference(*args, other),
+        *((lambda other=other: _grad_ref(*args, other),
            f"this is the gradient for the {other} kernel, but KERNEL = {kernel!r}")
           for other in KERNELS if other != kernel),
         (lambda: _wk_gradient(*args, kernel), "this is dF/dW_K, not dF/dW_Q"),
@@ -107,7 +106,7 @@ def _gradient_mistakes(args: tuple, kernel: str, ref: np.ndarray) -> list[tuple[
                     "the -Z_ik term is missing: the derivative of a softmax row is "
                     "S_kj (e_j - S_k), which centers the values u_ij around Z_ik"))
     else:
-        out.append((lambda: gradient_reference(*args, kernel, normalize=True),
+        out.append((lambda: _grad_ref(*args, kernel, normalize=True),
                     "this is the gradient of the row-normalized Gaussian; the kernel here is "
                     "not normalized"))
     return out
@@ -129,7 +128,7 @@ def _gradient_check(run: Run, fn: Callable, kernel: str, name: str, pts: tuple[f
                        name, (D, d))
         if i == 0:
             run.ok("shape (D, d), like W_Q", pts[0])
-        ref = gradient_reference(*args, kernel)
+        ref = _grad_ref(*args, kernel)
         fb = None if close(out, ref, 1e-7) else (
             diagnose(out, _gradient_mistakes(args, kernel, ref), 1e-6)
             or f"relative error {np.linalg.norm(out - ref) / np.linalg.norm(ref):.1e} against "
@@ -151,7 +150,7 @@ def check_autograd_gradient(run: Run, autograd_fn: Callable, *,
 
 
 # ----------------------------------------------------------------------------- hull
-def hull_reference(X: np.ndarray, w_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _hull(X: np.ndarray, w_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Softmax-reachable interval per sequence: ``(min_j u_ij, max_j u_ij)``, each ``(N,)``."""
     u = X @ w_v
     return u.min(axis=1), u.max(axis=1)
@@ -162,7 +161,7 @@ def _hull_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.nda
     n = N + int(rng.integers(1, 3))  # n != N: an interval per token would have the wrong shape
     X = rng.standard_normal((N, n, D)) / np.sqrt(D)
     w_v = 2.0 * rng.standard_normal(D)
-    lo, hi = hull_reference(X, w_v)
+    lo, hi = _hull(X, w_v)
     # targets: some inside, some below, some above the hull of their sequence
     y = lo[:, None] + (hi - lo)[:, None] * rng.uniform(-0.8, 1.8, (N, n))
     return X, w_v, y
@@ -178,7 +177,7 @@ def check_softmax_hull(run: Run, softmax_hull: Callable) -> None:
         lo, hi = out
     except (TypeError, ValueError):
         raise Stop("`softmax_hull` must return two arrays (lo, hi)") from None
-    lo_ref, hi_ref = hull_reference(X, w_v)
+    lo_ref, hi_ref = _hull(X, w_v)
     lo = to_array(lo, "softmax_hull (lo)")
     if lo.shape != (N,):
         raise Stop(f"lo has shape {lo.shape}: return one interval per sequence, lo and hi of "
@@ -200,7 +199,7 @@ def check_softmax_hull(run: Run, softmax_hull: Callable) -> None:
 def check_hull_floor(run: Run, hull_floor: Callable) -> None:
     """Check ``hull_floor(X, w_v, y)`` with targets on both sides of the hull and inside."""
     X, w_v, y = _hull_case(run.rng)
-    lo, hi = hull_reference(X, w_v)
+    lo, hi = _hull(X, w_v)
     below = np.maximum(lo[:, None] - y, 0.0)
     above = np.maximum(y - hi[:, None], 0.0)
     ref = 0.5 * float(np.sum(below**2 + above**2))
@@ -235,10 +234,12 @@ ASSIGNMENT = Assignment(
     hours="3-4 h",
     parts=(
         Part("A3.1", "closed-form W_Q gradient", 6, check_wq_gradient, ("wq_gradient",),
-             _KERNEL_OPTION),
+             _KERNEL_OPTION, forbidden=("wq_gradient", "_grad_ref")),
         Part("A3.2", "W_Q gradient by autograd", 3, check_autograd_gradient,
-             ("autograd_wq_gradient",), _KERNEL_OPTION),
-        Part("A3.3", "the softmax hull", 2, check_softmax_hull, ("softmax_hull",)),
+             ("autograd_wq_gradient",), _KERNEL_OPTION,
+             forbidden=("wq_gradient", "_grad_ref")),
+        Part("A3.3", "the softmax hull", 2, check_softmax_hull, ("softmax_hull",),
+             forbidden=("reachable_interval", "_hull")),
         Part("A3.4", "the convex-hull floor", 3, check_hull_floor, ("hull_floor",)),
     ),
     written=(

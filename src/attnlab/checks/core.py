@@ -7,8 +7,9 @@ printing the expected values.
 
 Environment variables:
 
-- ``ATTNLAB_GRADING=1`` (set by the bulk grader): check cells in a notebook only print a
-  note; the grader runs every check itself at the end, with its own random cases.
+- ``ATTNLAB_GRADING=1`` (set by the bulk grader in the submission's process): check cells
+  in a notebook only print a note; the grader runs every check in its own process, calling
+  the student's functions over a channel (:mod:`attnlab.checks.remote`).
 """
 
 from __future__ import annotations
@@ -127,7 +128,19 @@ class Stop(Exception):
 
 class StudentTimeout(BaseException):
     """A student's function ran past its time limit (BaseException: ``except Exception``
-    in student code does not swallow it)."""
+    in student code does not swallow it). ``args[0]``, when given: the limit in seconds."""
+
+
+class RemoteRaised(Exception):
+    """The student's function raised in the submission's process (bulk grading)."""
+
+    def __init__(self, type_name: str, text: str) -> None:
+        super().__init__(type_name, text)
+        self.type_name, self.text = type_name, text
+
+
+class RemoteBroken(Exception):
+    """The submission's process died or broke the grading channel; ``args[0]`` says how."""
 
 
 def _alarm_handler(signum: int, frame: Any) -> None:
@@ -192,19 +205,27 @@ class Run:
         fname = name or getattr(fn, "__name__", "your function")
         if not callable(fn):
             raise Stop(f"`{fname}` is not a function (got {type(fn).__name__}).")
+        where = f" with {what}" if what else ""
         try:
+            if getattr(fn, "remote", False):  # bulk grading: runs in the submission's process
+                return fn.call_remote(list(args), copy_back=not copy)
             with np.errstate(all="ignore"):  # overflow in a wrong solution: feedback says why
                 return call_limited(fn, [_copy(a) for a in args] if copy else list(args),
                                     self.limit)
         except NotImplementedError:
             raise Stop(f"`{fname}` is not implemented yet: replace the line "
                        "`raise NotImplementedError` with your code.") from None
-        except StudentTimeout:
-            raise Stop(f"`{fname}` did not return within {self.limit:g} s"
+        except RemoteRaised as exc:
+            raise Stop(f"calling `{fname}`{where} raised {exc.type_name}: "
+                       f"{_short(exc.text)}") from None
+        except RemoteBroken as exc:
+            raise Stop(f"{exc.args[0]}{where}.") from None
+        except StudentTimeout as exc:
+            limit = exc.args[0] if exc.args else self.limit
+            raise Stop(f"`{fname}` did not return within {limit:g} s"
                        f"{' (' + what + ')' if what else ''}: look for a loop that never "
                        "ends (its stopping rule or its counter).") from None
         except Exception as exc:  # the student's bug, reported, never re-raised
-            where = f" with {what}" if what else ""
             raise Stop(f"calling `{fname}`{where} raised {type(exc).__name__}: "
                        f"{_short(str(exc))}") from None
 
@@ -229,8 +250,8 @@ def to_array(value: Any, name: str, shape: tuple[int, ...] | None = None) -> np.
     try:
         arr = np.asarray(to_numpy(value), dtype=float)
     except (TypeError, ValueError):
-        raise Stop(f"`{name}` must return an array of numbers, got {type(value).__name__}.") \
-            from None
+        kind = getattr(value, "type_name", type(value).__name__)
+        raise Stop(f"`{name}` must return an array of numbers, got {kind}.") from None
     if shape is not None and arr.shape != tuple(shape):
         raise Stop(f"`{name}` returned an array of shape {arr.shape}; expected shape "
                    f"{tuple(shape)}{_shape_hint(arr.shape, tuple(shape))}.")

@@ -20,6 +20,8 @@ class Part:
         functions: names of the student's functions the check receives, in order.
         options: ``(keyword, notebook variable, default)`` passed to the check as keyword
             options, e.g. ``("kernel", "KERNEL", "softmax")``.
+        forbidden: names of package functions that solve the part outright; a graded
+            function that is one of them, or calls one, scores 0 for the part.
     """
 
     id: str
@@ -28,6 +30,7 @@ class Part:
     check: Callable[..., CheckResult]
     functions: tuple[str, ...]
     options: tuple[tuple[str, str, object], ...] = ()
+    forbidden: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
