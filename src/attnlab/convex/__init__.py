@@ -21,11 +21,12 @@ from .heads import (
     train_heads_batch,
 )
 from .problem import beta_max, dual_certificate, dual_objective, predict, primal_objective
-from .solvers import SOLVERS, ConvexFit, fit, regularization_path
+from .solvers import SOLVERS, ConvexFit, ConvexPath, fit, path, regularization_path
 
 __all__ = [
     "SOLVERS",
     "ConvexFit",
+    "ConvexPath",
     "ConvergenceError",
     "HeadsBatch",
     "HeadsResult",
@@ -42,6 +43,7 @@ __all__ = [
     "heads_to_Z",
     "predict",
     "min_norm_attention",
+    "path",
     "primal_objective",
     "recover_heads",
     "relaxation",

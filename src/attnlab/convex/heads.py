@@ -1,4 +1,4 @@
-"""The nonconvex multi-head model (eq. 8) and the map between heads and the convex Z.
+"""The nonconvex multi-head model (the paper's eq. 8) and the map between heads and the convex Z.
 
 Head j has attention ``w_j`` on the simplex (``(n,)``, ``w >= 0``, ``sum w = 1``), a value
 vector ``v_j (d,)`` and an output weight ``b_j`` (scalar, or ``(c,)`` for c outputs)::
@@ -252,7 +252,7 @@ def _check_train(X: Array, y: Array, beta: float, steps: int, lr: float, optimiz
 def train_heads(X: Array, y: Array, beta: float, h: int, *, steps: int = 2000,
                 lr: float = 0.1, seed: int = 0, optimizer: str = "adam",
                 init_scale: float = 0.5, schedule: str = "constant") -> HeadsResult:
-    """Train the nonconvex heads (eq. 8) by full-batch gradient steps, float64, CPU.
+    """Train the nonconvex heads (the paper's eq. 8) by full-batch gradient steps, float64, CPU.
 
     Attention stays on the simplex through ``w_j = softmax(theta_j)``. Initialization
     (seeded): ``theta ~ N(0, 1)``, ``v ~ N(0, init_scale^2 / d)``, ``b ~ N(0, init_scale^2)``.

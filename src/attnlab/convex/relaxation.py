@@ -1,4 +1,4 @@
-"""Softmax attention (eq. 3) versus one shared row-stochastic attention matrix (eq. 4).
+"""Softmax attention (the paper's eq. 3) versus one shared row-stochastic matrix (its eq. 4).
 
 Sequence outputs: sample ``X_i (n, d)`` maps to ``(n, c)``.
 
@@ -203,7 +203,7 @@ def _init(shapes: tuple[tuple[int, ...], ...], restarts: int, seed: int,
 def minimize_eq3(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, beta: float, *,
                  m: int = 1, restarts: int = 8, steps: int = 400, lr: float = 0.05,
                  seed: int = 0, loss_factor: float = 1.0, init_scale: float = 2.0) -> float:
-    """Best value of (3) over ``restarts`` seeded Adam runs (an upper bound on opt(3)).
+    """Best value of the softmax problem over ``restarts`` seeded Adam runs (an upper bound).
 
     ``W_Q, W_K (d, m)``, ``W_V (d, m)``, ``W_O (m, c)``; init ``N(0, init_scale^2)``.
     """
@@ -282,7 +282,7 @@ def opt_eq4_scalar(X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, b
 
 
 def _opt4_scalar(x: np.ndarray, y: np.ndarray, beta: float, loss_factor: float) -> float:
-    """opt(4) for one sample with d = c = 1 (an independent, near closed-form computation).
+    """Shared-attention optimum for one sample, d = c = 1 (independent, near closed form).
 
     Rows of ``W x`` range independently over ``[min x, max x]``; ``W_V W_O = p`` costs at
     least ``beta |p|`` (AM-GM, attained). So opt(4) = min_p beta|p| + loss_factor *

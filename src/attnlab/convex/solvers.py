@@ -27,13 +27,19 @@ from .._validate import (
     check_real_sequence,
 )
 from ..device import get_device
+from .bcd import bcd_design, solve_bcd
 from .cvx import solve_cvxpy
 from .fista import ConvergenceError, Design, build_design, exact_residual, gap_terms, solve_fista
 from .problem import Array, check_beta, check_data, check_Z, like
 
-__all__ = ["ConvexFit", "fit", "regularization_path", "ConvergenceError", "SOLVERS"]
+__all__ = ["ConvexFit", "ConvexPath", "fit", "path", "regularization_path", "ConvergenceError",
+           "SOLVERS"]
 
-SOLVERS = ("fast", "cvxpy")
+SOLVERS = ("fast", "fista", "bcd", "auto", "cvxpy")
+# "auto" picks BCD on the CPU when beta >= AUTO_BCD_FRACTION * beta_max (sparse answers: a
+# small working set and a small Newton system; benchmarks/README.md), FISTA otherwise and on
+# GPUs (one fused product per iteration). "fast" and "fista" are the same restarted FISTA.
+AUTO_BCD_FRACTION = 0.05
 
 
 @dataclass
@@ -48,9 +54,9 @@ class ConvexFit:
         gap: ``primal - dual`` (>= 0 up to rounding); ``rel_gap = gap / max(1, |primal|)``.
         active: sorted indices of tokens whose row of Z is nonzero (row norm above
             ``active_tol`` times the largest row norm); for ``c > 1`` a list of c arrays.
-        iterations: FISTA iterations (0 for cvxpy).
+        iterations: FISTA iterations, BCD inner epochs (0 for cvxpy).
         seconds: wall time of the whole call (validation, problem build, solve, certificate).
-        solver: ``"fast"`` or ``"cvxpy"``.
+        solver: the solver that ran (``"auto"`` resolved).
         beta: the regularization strength.
         certificate: ``(n,)`` or ``(c, n)`` token norms ``||sum_i lam_i x_ik||`` (``<= beta``).
         converged: ``rel_gap <= tol`` (fast) or cvxpy status optimal.
@@ -119,18 +125,34 @@ def _package(x: torch.Tensor, des: Design, beta: float, *, X_ref: Any, vector: b
         iterations=iterations, seconds=time.perf_counter() - t0, solver=solver, beta=beta,
         certificate=like(cert if vector else cert[0], X_ref),
         converged=converged, device=str(device),
-        extra={"prep_seconds": des.seconds, "gram": des.gram},
+        extra={"prep_seconds": des.seconds, "gram": des.gram,
+               "dual_scale": to_numpy(s).copy()},
     )
 
 
-def _prepare(X: Any, y: Any, device: Any, gram: bool | None) -> tuple[Design, bool, torch.device]:
+def _prepare(X: Any, y: Any, device: Any, gram: bool | None, solver: str = "fista",
+             beta: float | None = None,
+             along_path: bool = False) -> tuple[Design, bool, torch.device, str]:
+    """Validate, resolve ``solver="auto"`` and build the design the solver needs."""
     dev = get_device(device, dtype=torch.float64)
     Xt, yt = check_data(X, y, device=dev)
     N, n, d = Xt.shape
     vector = yt.ndim == 2
     Y = yt.reshape(N, -1)
     A = Xt.reshape(N, n * d)
-    return build_design(A, Y, n, d, gram=gram), vector, dev
+    if solver == "auto":
+        if dev.type != "cpu":
+            solver = "fista"
+        elif along_path or beta is None:
+            solver = "bcd"
+        else:
+            bmax = float((A.T @ Y).view(n, d, -1).norm(dim=1).max())
+            solver = "bcd" if beta >= AUTO_BCD_FRACTION * bmax else "fista"
+    if solver == "bcd":
+        # the Gram matrix pays off along a path (many passes) or when asked for
+        use_gram = gram if gram is not None else (along_path and N > n * d)
+        return bcd_design(A, Y, n, d, use_gram), vector, dev, solver
+    return build_design(A, Y, n, d, gram=gram), vector, dev, solver
 
 
 def _x0(Z0: Any, des: Design, vector: bool, dev: torch.device) -> torch.Tensor | None:
@@ -147,7 +169,8 @@ def _x0(Z0: Any, des: Design, vector: bool, dev: torch.device) -> torch.Tensor |
 def _solve(des: Design, beta: float, *, X_ref: Any, vector: bool, dev: torch.device,
            solver: str, tol: float, max_iter: int, x0: torch.Tensor | None, check_every: int,
            allow_unconverged: bool, active_tol: float, cvx_solver: str, cvx_form: str,
-           cvx_options: dict | None, t0: float) -> ConvexFit:
+           cvx_options: dict | None, t0: float, cache: dict | None = None,
+           ws0: list | None = None) -> ConvexFit:
     if solver == "cvxpy":
         A, Y = to_numpy(des.A), to_numpy(des.Y)
         x = torch.from_numpy(solve_cvxpy(A, Y, beta, des.n, des.d, tol=tol,
@@ -155,12 +178,18 @@ def _solve(des: Design, beta: float, *, X_ref: Any, vector: bool, dev: torch.dev
                                          options=cvx_options)).to(dev)
         return _package(x, des, beta, X_ref=X_ref, vector=vector, solver="cvxpy",
                         iterations=0, t0=t0, converged=True, active_tol=active_tol, device=dev)
-    out = solve_fista(des, beta, tol=tol, max_iter=max_iter, x0=x0, check_every=check_every)
-    res = _package(out.x, des, beta, X_ref=X_ref, vector=vector, solver="fast",
+    if solver == "bcd":
+        cache = cache if cache is not None else {}
+        out, cache["state"] = solve_bcd(des, beta, tol=tol, max_iter=max_iter, x0=x0,
+                                        state=cache.get("state"), ws0=ws0)
+    else:
+        out = solve_fista(des, beta, tol=tol, max_iter=max_iter, x0=x0,
+                          check_every=check_every)
+    res = _package(out.x, des, beta, X_ref=X_ref, vector=vector, solver=solver,
                    iterations=out.iterations, t0=t0, converged=out.converged,
                    active_tol=active_tol, device=dev, r=out.r, g=out.g, s=out.s)
     if not out.converged:
-        msg = (f"fast solver stopped at max_iter={max_iter} with relative duality gap "
+        msg = (f"{solver} solver stopped at max_iter={max_iter} with relative duality gap "
                f"{res.rel_gap:.2e} > tol={tol:.1e} (beta={beta}); raise max_iter, loosen tol, "
                "or pass allow_unconverged=True to get this unconverged result")
         if not allow_unconverged:
@@ -215,7 +244,11 @@ def fit(X: Array, y: Array, beta: float, *, solver: str = "fast", tol: float = 1
         X: ``(N, n, d)`` data (NumPy or torch; converted to float64).
         y: ``(N,)`` targets, or ``(N, c)`` for c outputs (one token group lasso each).
         beta: regularization strength, > 0.
-        solver: ``"fast"`` (restarted FISTA in torch, CPU or GPU) or ``"cvxpy"`` (reference).
+        solver: ``"fast"`` or ``"fista"`` (restarted FISTA in torch, CPU or GPU: the
+            readable reference), ``"bcd"`` (working-set block coordinate descent with
+            gap-safe screening and Newton steps, :mod:`attnlab.convex.bcd`), ``"auto"``
+            (``"bcd"`` on the CPU when ``beta >= AUTO_BCD_FRACTION * beta_max``, else
+            ``"fista"``) or ``"cvxpy"`` (reference).
         tol: fast: stop when ``(P - D) / max(1, |P|) <= tol``; cvxpy: Clarabel's tolerances.
         max_iter: fast solver iteration limit; reaching it raises :class:`ConvergenceError`
             with the achieved gap unless ``allow_unconverged=True`` (then a warning and
@@ -224,7 +257,8 @@ def fit(X: Array, y: Array, beta: float, *, solver: str = "fast", tol: float = 1
         Z0: warm start, shape of Z (fast solver only).
         check_every: iterations between duality-gap checks.
         active_tol: a row is active if its norm exceeds ``active_tol`` times the largest.
-        gram: use the Gram matrix ``A^T A`` (default: when N > n d).
+        gram: use the Gram matrix ``A^T A`` (default: FISTA when N > n d; BCD never in a
+            single fit, along a path when N > n d).
         cvx_solver: cvxpy solver name (default Clarabel).
         cvx_form: ``"residual"`` (as a user writes it) or ``"gram"`` (size independent of N).
         cvx_options: extra solver settings for cvxpy's ``solve`` (e.g. ``{"max_iter": 50}``).
@@ -238,7 +272,7 @@ def fit(X: Array, y: Array, beta: float, *, solver: str = "fast", tol: float = 1
         solver, tol, max_iter, check_every, active_tol, allow_unconverged, gram, cvx_solver,
         cvx_form, cvx_options)
     with limit_threads(_threads_for(X, device)):
-        des, vector, dev = _prepare(X, y, device, gram)
+        des, vector, dev, solver = _prepare(X, y, device, gram, solver, beta)
         x0 = _x0(Z0, des, vector, dev)
         return _solve(des, beta, X_ref=X, vector=vector, dev=dev, solver=solver, tol=tol,
                       max_iter=max_iter, x0=x0, check_every=check_every,
@@ -277,14 +311,99 @@ def regularization_path(X: Array, y: Array, betas: Sequence[float] | np.ndarray,
 
 
 def _path(X: Any, y: Any, vals: list[float], device: Any, gram: bool | None, t0: float,
-          **kw: Any) -> list[ConvexFit]:
-    des, vector, dev = _prepare(X, y, device, gram)
+          solver: str = "fast", **kw: Any) -> list[ConvexFit]:
+    des, vector, dev, solver = _prepare(X, y, device, gram, solver, along_path=True)
     order = sorted(range(len(vals)), key=lambda i: -vals[i])
     out: list[ConvexFit | None] = [None] * len(vals)
-    x0 = None
+    x0, ws0, cache = None, None, {}
+    n, c = des.n, des.Y.shape[1]
     for i in order:
-        res = _solve(des, vals[i], X_ref=X, vector=vector, dev=dev, x0=x0, t0=t0, **kw)
+        res = _solve(des, vals[i], X_ref=X, vector=vector, dev=dev, x0=x0, t0=t0,
+                     solver=solver, cache=cache, ws0=ws0, **kw)
         t0 = time.perf_counter()
         x0 = _x0(res.Z, des, vector, dev)
+        if solver == "bcd":
+            # strong rule (Tibshirani et al. 2012) for the next beta: tokens whose
+            # correlation ||A_k^T r|| is above 2 beta_next - beta enter the working set
+            cert = np.asarray(to_numpy(torch.as_tensor(res.certificate))).reshape(c, n)
+            s = res.extra["dual_scale"]
+            corr = cert / np.where(s > 0, s, 1.0)[:, None]  # ||A_k^T r||
+            nxt = [vals[j] for j in order if vals[j] < vals[i]]
+            if nxt:
+                ws0 = [np.flatnonzero(corr[l] >= 2 * nxt[0] - vals[i]) for l in range(c)]
         out[i] = res
     return [r for r in out if r is not None]
+
+
+@dataclass
+class ConvexPath:
+    """Result of :func:`path`: one certified solution per beta, in the order given.
+
+    Attributes:
+        betas: ``(B,)``.
+        Z: ``(B, n, d)`` or ``(B, c, n, d)`` (NumPy if X was NumPy, else a tensor).
+        primal, dual, gap, rel_gap: ``(B,)`` certified values (``gap = primal - dual``
+            with a feasible dual point; ``rel_gap = gap / max(1, |primal|)``).
+        active: list of B active sets (as :attr:`ConvexFit.active`).
+        certificate: ``(B, n)`` or ``(B, c, n)`` token norms ``||sum_i lam_i x_ik|| <= beta``.
+        iterations: ``(B,)``; converged: ``(B,)`` bool.
+        seconds: wall time of the whole call.
+        fits: the :class:`ConvexFit` of each beta (with its dual point ``lam``).
+    """
+
+    betas: np.ndarray
+    Z: Array
+    primal: np.ndarray
+    dual: np.ndarray
+    gap: np.ndarray
+    rel_gap: np.ndarray
+    active: list
+    certificate: Array
+    iterations: np.ndarray
+    converged: np.ndarray
+    seconds: float
+    solver: str
+    fits: list[ConvexFit] = field(repr=False)
+
+    @property
+    def n_active(self) -> np.ndarray:
+        """``(B,)`` number of active (output, token) rows at each beta."""
+        return np.array([f.n_active for f in self.fits])
+
+
+def path(X: Array, y: Array, betas: Sequence[float] | np.ndarray, *, solver: str = "bcd",
+         tol: float = 1e-8, max_iter: int = 50_000,
+         device: str | torch.device | None = "cpu", allow_unconverged: bool = False,
+         active_tol: float = 1e-6, gram: bool | None = None) -> ConvexPath:
+    """Regularization path: solve for every beta from the largest down, warm-started.
+
+    The default solver is BCD (:mod:`attnlab.convex.bcd`) with the Gram matrix formed once
+    when N > n d, the previous solution as warm start and the strong rule seeding each
+    working set; each beta still gets gap-safe screening and a certified duality gap
+    (exact pass over the data). ``solver="fista"`` runs the reference FISTA instead.
+
+    Args:
+        X: ``(N, n, d)``; y: ``(N,)`` or ``(N, c)``.
+        betas: 1-D sequence of values > 0 (any order; results follow it).
+        other arguments: as in :func:`fit`.
+    """
+    t0 = time.perf_counter()
+    check_choice("solver", solver, ("bcd", "fista", "fast", "auto"))
+    fits = regularization_path(X, y, betas, solver=solver, tol=tol, max_iter=max_iter,
+                               device=device, allow_unconverged=allow_unconverged,
+                               active_tol=active_tol, gram=gram)
+
+    def stack(key: str) -> Array:
+        vals = [getattr(f, key) for f in fits]
+        if isinstance(vals[0], torch.Tensor):
+            return torch.stack(vals)
+        return np.stack(vals)
+
+    return ConvexPath(
+        betas=np.array([f.beta for f in fits]), Z=stack("Z"),
+        primal=np.array([f.primal for f in fits]), dual=np.array([f.dual for f in fits]),
+        gap=np.array([f.gap for f in fits]), rel_gap=np.array([f.rel_gap for f in fits]),
+        active=[f.active for f in fits], certificate=stack("certificate"),
+        iterations=np.array([f.iterations for f in fits]),
+        converged=np.array([f.converged for f in fits]),
+        seconds=time.perf_counter() - t0, solver=fits[0].solver, fits=fits)

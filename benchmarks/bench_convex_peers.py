@@ -1,0 +1,188 @@
+"""Benchmark: token group lasso solvers side by side, time to a certified relative gap.
+
+Run (one thread; the peers are the optional ``bench`` extra: celer, adelie, skglm)::
+
+    python benchmarks/bench_convex_peers.py [--quick] [--gaps 1e-6 1e-8] [--big]
+
+Solvers: attnlab FISTA (``solver="fista"``), attnlab BCD (``solver="bcd"``), celer
+``GroupLasso``, adelie ``grpnet`` (per-group penalty ones, one lambda), skglm ``GroupLasso``,
+cvxpy + Clarabel in the Gram form (``convex.fit(..., solver="cvxpy", cvx_form="gram")``).
+
+Every peer's answer is certified the same way, by attnlab: its Z gets the dual point
+``s r`` (the residual rescaled to feasibility) and the relative gap
+``(P - D) / max(1, P)``.  A peer's own tolerance is not the same quantity, so each peer runs
+with tol = target, target/10, ... (up to 5 tries) and its time is that of the first run
+whose *certified* gap meets the target ("fail" if none does).  The peers minimize
+``1/(2N) ||y - A w||^2 + alpha sum_g ||w_g||``, so ``alpha = beta / N``.
+
+Prints one markdown table per target gap: seconds per solver (whole call, including any
+Gram matrix or preparation, best of ``--repeats``) and the ratio of attnlab BCD to the best
+peer (celer, adelie, skglm).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from attnlab import convex  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def planted(N: int, n: int, d: int, seed: int, rho: float) -> tuple[np.ndarray, np.ndarray]:
+    """As ``bench_convex.planted``: tokens share a sequence-level component (correlation
+    rho), y = <X, Z*> + 0.5 noise with Z* on 4 tokens."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(N, n, d, generator=g, dtype=torch.float64)
+    if rho > 0:
+        X = (1 - rho) ** 0.5 * X + rho**0.5 * torch.randn(N, 1, d, generator=g,
+                                                           dtype=torch.float64)
+    X /= d**0.5
+    Z = torch.zeros(n, d, dtype=torch.float64)
+    Z[:4] = torch.randn(4, d, generator=g, dtype=torch.float64)
+    y = torch.einsum("ikd,kd->i", X, Z) + 0.5 * torch.randn(N, generator=g, dtype=torch.float64)
+    return X.numpy(), y.numpy()
+
+
+def certified_gap(A: np.ndarray, y: np.ndarray, w: np.ndarray, beta: float, d: int) -> float:
+    """Relative duality gap of ``w (p,)`` with the dual point ``s r`` (attnlab's rule)."""
+    r = y - A @ w
+    g = A.T @ r
+    gmax = np.linalg.norm(g.reshape(-1, d), axis=1).max()
+    rr, xg = r @ r, w @ g
+    s = min(1.0 + xg / rr if rr > 0 else np.inf, beta / gmax if gmax > 0 else np.inf)
+    s = max(s, 0.0) if np.isfinite(s) else 0.0
+    zn = np.linalg.norm(w.reshape(-1, d), axis=1).sum()
+    primal = 0.5 * rr + beta * zn
+    gap = 0.5 * (1 - s) ** 2 * rr + beta * zn - s * xg
+    return gap / max(1.0, primal)
+
+
+def run_attnlab(solver: str):
+    def f(X, y, A, beta, tol):
+        res = convex.fit(X, y, beta, solver=solver, tol=tol, max_iter=200_000)
+        return np.asarray(res.Z).reshape(-1)
+    return f
+
+
+def run_celer(X, y, A, beta, tol):
+    from celer import GroupLasso
+
+    m = GroupLasso(groups=X.shape[2], alpha=beta / len(y), tol=tol, fit_intercept=False,
+                   max_iter=1000, max_epochs=1_000_000)
+    m.fit(A, y)
+    return m.coef_
+
+
+def run_skglm(X, y, A, beta, tol):
+    from skglm import GroupLasso
+
+    m = GroupLasso(groups=X.shape[2], alpha=beta / len(y), tol=tol, fit_intercept=False,
+                   max_iter=1000, max_epochs=1_000_000)
+    m.fit(A, y)
+    return m.coef_
+
+
+def run_adelie(X, y, A, beta, tol):
+    import adelie as ad
+
+    N, n, d = X.shape
+    st = ad.grpnet(np.asfortranarray(A), ad.glm.gaussian(y), groups=np.arange(0, n * d, d),
+                   penalty=np.ones(n), lmda_path=np.array([beta / N]), intercept=False,
+                   tol=tol, newton_tol=min(1e-12, tol * 1e-2), n_threads=1,
+                   progress_bar=False)
+    return np.asarray(st.betas[-1].todense()).reshape(-1)
+
+
+def run_cvxpy(X, y, A, beta, tol):
+    res = convex.fit(X, y, beta, solver="cvxpy", cvx_form="gram", tol=tol)
+    return np.asarray(res.Z).reshape(-1)
+
+
+SOLVERS = {"attnlab FISTA": run_attnlab("fista"), "attnlab BCD": run_attnlab("bcd"),
+           "celer": run_celer, "adelie": run_adelie, "skglm": run_skglm,
+           "cvxpy+Clarabel (Gram)": run_cvxpy}
+PEERS = ("celer", "adelie", "skglm")
+
+
+def time_to_gap(fn, X, y, A, beta, target, d, repeats, own_tol: bool):
+    """Seconds of the first tolerance whose certified gap meets ``target`` (best of repeats)."""
+    tols = [target] if own_tol else [target * 10.0**-k for k in range(5)]
+    for tol in tols:
+        best, gap = np.inf, np.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    w = fn(X, y, A, beta, tol)
+            except Exception as e:  # a failure is a result
+                return None, f"error: {type(e).__name__}"
+            best = min(best, time.perf_counter() - t0)
+            gap = certified_gap(A, y, w, beta, d)
+        if gap <= target:
+            return best, gap
+    return None, gap
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="N in {1000, 2000}, n = d in {16, 32}")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None,
+                    help="n = d values (overrides --quick)")
+    ap.add_argument("--big", action="store_true", help="add N = 10^5, n = d = 16")
+    ap.add_argument("--gaps", type=float, nargs="+", default=[1e-6, 1e-8])
+    ap.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.1, 0.01])
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--cvxpy-max-p", type=int, default=256,
+                    help="skip cvxpy above this many features (n d)")
+    args = ap.parse_args()
+    side = args.sizes or ((16, 32) if args.quick else (16, 32, 64))
+    sizes = [(N, s, s) for N in (1000, 2000) for s in side]
+    if args.big:
+        sizes.append((100_000, 16, 16))
+    Xw, yw = planted(60, 4, 3, 0, 0.0)  # warm-up: imports, numba/JIT compilation (skglm)
+    for fn in SOLVERS.values():
+        fn(Xw, yw, Xw.reshape(60, 12), 0.1, 1e-6)
+    print(f"torch {torch.__version__}, 1 thread, float64; time to a certified relative gap "
+          f"(whole call, best of {args.repeats})")
+    for target in args.gaps:
+        print(f"\n### certified relative gap <= {target:.0e}\n")
+        print("| N, n, d, corr, beta/beta_max | " + " | ".join(SOLVERS) +
+              " | BCD / best peer |")
+        print("|---" * (len(SOLVERS) + 2) + "|")
+        for N, n, d in sizes:
+            for rho in (0.0, 0.9):
+                X, y = planted(N, n, d, 0, rho)
+                A = X.reshape(N, n * d)
+                bm = convex.beta_max(X, y)
+                for frac in args.fractions:
+                    beta = frac * bm
+                    cells, times = [], {}
+                    for name, fn in SOLVERS.items():
+                        if name.startswith("cvxpy") and n * d > args.cvxpy_max_p:
+                            cells.append("skipped")
+                            continue
+                        t, gap = time_to_gap(fn, X, y, A, beta, target, d, args.repeats,
+                                             own_tol=name.startswith("attnlab"))
+                        times[name] = t
+                        cells.append(f"{t:.4f}" if t is not None else f"fail ({gap})")
+                    peer = [times[p] for p in PEERS if times.get(p) is not None]
+                    ratio = (f"{times['attnlab BCD'] / min(peer):.2f}"
+                             if peer and times.get("attnlab BCD") else "-")
+                    print(f"| {N}, {n}, {d}, {rho}, {frac} | " + " | ".join(cells) +
+                          f" | {ratio} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
