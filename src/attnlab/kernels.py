@@ -405,7 +405,7 @@ def wq_gradient(X: Array, W_Q: Array, W_K: Array, W_V: Array, y: Array,
     gradients of gd-dynamics.md §2 (the book's derivation), head by head; for ``H > 1`` the
     softmax term uses the head's own output ``Z_hik = sum_j S_hkj u_hij``.
 
-    Args:
+    Shapes:
         X ``(N, n, D)``; W_Q, W_K ``(H, D, d)``; W_V ``(H, D)``; y ``(N, n)``. Batched:
         leading ``M`` on the weights (and optionally on X, y).
 

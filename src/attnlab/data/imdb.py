@@ -199,6 +199,14 @@ def load_imdb(
     """
     check_choice("source", source, ("auto", "huggingface", "offline"))
     seed = check_int("seed", seed, min=0)
+    if csv_path is not None and (not isinstance(csv_path, (str, os.PathLike))
+                                 or not str(csv_path).strip()):
+        raise TypeError(f"csv_path must be a non-empty path (str or PathLike) or None, got "
+                        f"{type(csv_path).__name__} {csv_path!r}")
+    check_int("test_size", test_size, min=1, max=10_000_000)
+    for name, k in (("max_train", max_train), ("max_test", max_test)):
+        if k is not None:
+            check_int(name, k, min=1, max=10_000_000)
     rng = np.random.default_rng(seed)
     reason = ""
     if source == "huggingface" or (source == "auto" and csv_path is None):

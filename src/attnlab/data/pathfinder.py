@@ -463,14 +463,21 @@ def generate_pathfinder(
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) >= n // 2).astype(np.int64)
     marked = rng.integers(0, 2, size=n)
-    parts = [_chunk(labels[i:i + _CHUNK], marked[i:i + _CHUNK], N, rng)
-             for i in range(0, n, _CHUNK)]
-    img8, anchor, angle, contour, markers, t_anchor = (
-        np.concatenate([p[k] for p in parts]) for k in range(6))
-    attempts = sum(p[6] for p in parts)
+    # chunk by chunk into one preallocated array; the geometry is kept only when asked for
+    # (it takes more memory than the images: about 1.4 KB per image at difficulty 14)
+    img8 = np.empty((n, SIZE, SIZE), np.uint8)
+    parts, attempts = [], 0
+    for i in range(0, n, _CHUNK):
+        part = _chunk(labels[i:i + _CHUNK], marked[i:i + _CHUNK], N, rng)
+        img8[i:i + _CHUNK] = part[0]
+        attempts += part[6]
+        if return_info:
+            parts.append(part[1:6])
     images = img8 if dtype == "uint8" else img8.astype(np.float32) / 255.0
     if not return_info:
         return images, labels
+    anchor, angle, contour, markers, t_anchor = (
+        np.concatenate([p[k] for p in parts]) for k in range(5))
     info = PathfinderInfo(
         starts=_yx(t_anchor[:, :, 0]), ends=_yx(t_anchor[:, :, -1]), markers=_yx(markers),
         marked=marked.astype(np.int64), dash_anchor=_yx(anchor), dash_angle=angle,
@@ -533,15 +540,16 @@ def load_lra_pathfinder(
     """
     N = check_choice("difficulty", difficulty, DIFFICULTIES)
     if limit is not None:
-        limit = check_int("limit", limit, min=1)
-    if not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"root must be a path, got {type(root).__name__}")
+        limit = check_int("limit", limit, min=1, max=10_000_000)  # LRA has 200k per level
+    if not isinstance(root, (str, os.PathLike)) or not str(root).strip():
+        raise TypeError(f"root must be a non-empty path (str or PathLike), got "
+                        f"{type(root).__name__} {root!r}")
     folder = Path(root)
     if not (folder / "metadata").is_dir():
         folder = folder / LRA_FOLDERS[N]
     if not (folder / "metadata").is_dir():
         raise FileNotFoundError(
-            f"no LRA Pathfinder metadata under {Path(root)} (looked for metadata/ and "
+            f"root: no LRA Pathfinder metadata under {Path(root)} (looked for metadata/ and "
             f"{LRA_FOLDERS[N]}/metadata/); extract pathfinder32/ from LRA's lra_release.gz "
             "(storage.googleapis.com/long-range-arena/lra_release.gz)")
     from PIL import Image  # a matplotlib dependency; imported only when reading files
@@ -561,5 +569,5 @@ def load_lra_pathfinder(
             if limit is not None and len(images) >= limit:
                 return np.stack(images), np.asarray(labels, np.int64)
     if not images:
-        raise FileNotFoundError(f"no images listed in {folder / 'metadata'}")
+        raise FileNotFoundError(f"root: no images listed in {folder / 'metadata'}")
     return np.stack(images), np.asarray(labels, np.int64)

@@ -55,7 +55,7 @@ def gradient_check(config: RunConfig = GRAD_CHECK) -> float:
 class WQRun:
     """W_Q-only GD on random targets (C5, C6, and the negative result), ``S`` seeds.
 
-    Attributes:
+    Fields:
         steps ``(T,)``; loss, pl_ratio ``(S, T)``; snap_steps ``(T',)``; Z ``(S, T', N, n)``
         outputs at the snapshot steps; y ``(S, N, n)``; lo, hi ``(S, N, n)`` reachable
         interval; floor ``(S,)`` = ``reachable_floor``; row_sum ``(S, N, n)`` final row sums

@@ -34,13 +34,13 @@ C3_DIMS = (16, 24, 32, 48, 64)
 class ThresholdSweep:
     """W_V-only GD for several embedding dimensions (C1).
 
-    Attributes:
+    Fields:
         D: ``(K,)``. Nn, H: sizes. steps: ``(T,)``. loss: ``(K, T)``.
         floor: ``(K,)`` the least-squares value ``1/2 min ||C w - y||^2``.
         sigma_min, sigma_max: ``(K,)`` of ``C`` at init (``sigma_min`` is the
-            ``min(Nn, HD)``-th singular value). lr: ``(K,)`` = ``1/sigma_max^2``.
+        ``min(Nn, HD)``-th singular value). lr: ``(K,)`` = ``1/sigma_max^2``.
         X ``(K, N, n, D_max)`` (zero-padded), y ``(N, n)``, params0: the data and the
-            initial weights of the run.
+        initial weights of the run.
     """
 
     kernel: str

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .._validate import check_choice, check_int, check_real
+from .._validate import check_choice, check_instance, check_int, check_real, check_seeds
 from ..data.synthsent import check_synthsent_sizes
 from ..kernels import DEFAULT_KERNEL, KERNELS
 
@@ -34,6 +34,27 @@ EXPERIMENTS = ("imdb", "synthsent", "pathfinder", "landscape", "modular", "stude
 PRESETS = ("test", "short", "full", "cpu")  # "cpu": only some experiments define it
 CONVEX = "convex"  # the convex (input-independent) attention layer: not a kernel of the table
 KERNEL_CHOICES = (*KERNELS, CONVEX)
+
+# Upper bounds of the size fields: far above every preset, low enough that a mistyped size
+# is refused when the config is made, not after hours of data preparation.
+MAX_WIDTH = 8192  # D, hidden, head_dim
+MAX_HEADS = MAX_LAYERS = 256
+MAX_EXAMPLES = 10_000_000  # examples of a split
+MAX_EPOCHS = 100_000
+MAX_STEPS = 10**8
+
+
+def _check_seeds(seeds) -> None:
+    """``seeds``: a non-empty tuple (or list) of ints >= 0."""
+    if not isinstance(seeds, (tuple, list, range)):
+        raise TypeError(f"seeds must be a tuple of ints >= 0, got {type(seeds).__name__} "
+                        f"{seeds!r}")
+    check_seeds("seeds", seeds)
+
+
+def _check_tuple(name: str, value) -> None:
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple, got {type(value).__name__} {value!r}")
 
 
 @dataclass(frozen=True)
@@ -59,8 +80,10 @@ class ModelConfig:
     pos_std: float = 0.02
 
     def __post_init__(self) -> None:
-        for name in ("D", "hidden", "heads", "head_dim", "layers"):
-            check_int(name, getattr(self, name), min=1)
+        for name in ("D", "hidden", "head_dim"):
+            check_int(name, getattr(self, name), min=1, max=MAX_WIDTH)
+        check_int("heads", self.heads, min=1, max=MAX_HEADS)
+        check_int("layers", self.layers, min=1, max=MAX_LAYERS)
         check_real("dropout", self.dropout, min=0.0, max=0.9)
         check_choice("pooling", self.pooling, ("mean", "last"))
         check_int("patch", self.patch, min=0, max=32)
@@ -70,6 +93,7 @@ class ModelConfig:
 
 
 def _check_kernels(kernels: tuple[str, ...]) -> None:
+    _check_tuple("kernels", kernels)
     if not kernels:
         raise ValueError("kernels must name at least one kernel")
     for k in kernels:
@@ -99,30 +123,29 @@ class _Train:
     sweep_seed: int = 100
 
     def __post_init__(self) -> None:
+        check_instance("model", self.model, ModelConfig)
         _check_kernels(self.kernels)
         check_choice("optimizer", self.optimizer, ("sgd", "adam", "adamw"))
         check_real("lr", self.lr, min=0.0, strict_min=True)
         check_real("momentum", self.momentum, min=0.0, max=0.999)
         check_real("weight_decay", self.weight_decay, min=0.0)
-        check_int("batch_size", self.batch_size, min=1)
-        check_int("epochs", self.epochs, min=1)
-        if not self.seeds:
-            raise ValueError("seeds must hold at least one seed")
-        for s in self.seeds:
-            check_int("seeds", s, min=0)
-        check_int("evals_per_epoch", self.evals_per_epoch, min=1)
+        check_int("batch_size", self.batch_size, min=1, max=MAX_EXAMPLES)
+        check_int("epochs", self.epochs, min=1, max=MAX_EPOCHS)
+        _check_seeds(self.seeds)
+        check_int("evals_per_epoch", self.evals_per_epoch, min=1, max=MAX_STEPS)
         if self.eval_train is not None:
-            check_int("eval_train", self.eval_train, min=1)
+            check_int("eval_train", self.eval_train, min=1, max=MAX_EXAMPLES)
+        _check_tuple("lr_grid", self.lr_grid)
         for lr in self.lr_grid:
             check_real("lr_grid", lr, min=0.0, strict_min=True)
         if len(set(self.lr_grid)) != len(self.lr_grid):
             raise ValueError(f"lr_grid must not repeat a value, got {self.lr_grid}")
-        check_int("n_val", self.n_val, min=0)
+        check_int("n_val", self.n_val, min=0, max=MAX_EXAMPLES)
         if self.lr_grid and self.n_val < 2:
             raise ValueError("lr_grid needs a validation split: set n_val >= 2")
         if self.sweep_train is not None:
-            check_int("sweep_train", self.sweep_train, min=1)
-        check_int("sweep_epochs", self.sweep_epochs, min=1)
+            check_int("sweep_train", self.sweep_train, min=1, max=MAX_EXAMPLES)
+        check_int("sweep_epochs", self.sweep_epochs, min=1, max=MAX_EPOCHS)
         check_int("sweep_seed", self.sweep_seed, min=0)
 
 
@@ -162,16 +185,16 @@ class TextConfig(_Train):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("tokens", self.tokens, ("bytes", "words"))
-        check_int("vocab_size", self.vocab_size, min=1)
+        check_int("vocab_size", self.vocab_size, min=1, max=10_000_000)
         check_choice("truncate", self.truncate, ("pre", "post"))
         if self.tokens == "bytes" and self.truncate != "post":
             raise ValueError("truncate must be 'post' for byte tokens (LRA keeps the start)")
-        check_int("max_length", self.max_length, min=1)
+        check_int("max_length", self.max_length, min=1, max=1_000_000)
         if self.pad_to is not None:
-            check_int("pad_to", self.pad_to, min=self.max_length)
+            check_int("pad_to", self.pad_to, min=self.max_length, max=1_000_000)
         for name in ("max_train", "max_test"):
             if getattr(self, name) is not None:
-                check_int(name, getattr(self, name), min=2)
+                check_int(name, getattr(self, name), min=2, max=MAX_EXAMPLES)
         if self.max_train is not None and self.n_val >= self.max_train:
             raise ValueError(f"n_val must be below max_train ({self.max_train})")
 
@@ -188,8 +211,8 @@ class PathfinderConfig(_Train):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("difficulty", self.difficulty, (6, 9, 14))
-        check_int("n_train", self.n_train, min=2)
-        check_int("n_test", self.n_test, min=2)
+        check_int("n_train", self.n_train, min=2, max=MAX_EXAMPLES)
+        check_int("n_test", self.n_test, min=2, max=MAX_EXAMPLES)
         if self.n_val >= self.n_train:
             raise ValueError(f"n_val must be below n_train ({self.n_train})")
 
@@ -212,11 +235,12 @@ class SynthSentConfig(_Train):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_int("n_train", self.n_train, min=2)
-        check_int("n_test", self.n_test, min=2)
+        check_int("n_train", self.n_train, min=2, max=MAX_EXAMPLES)
+        check_int("n_test", self.n_test, min=2, max=MAX_EXAMPLES)
+        check_int("length", self.length, min=1, max=100_000)
         check_synthsent_sizes(self.k, self.length)
-        check_int("n_words", self.n_words, min=1)
-        check_int("n_filler", self.n_filler, min=1)
+        check_int("n_words", self.n_words, min=1, max=100_000)
+        check_int("n_filler", self.n_filler, min=1, max=100_000)
 
 
 @dataclass(frozen=True)
@@ -238,6 +262,7 @@ class LandscapeConfig:
 
     def __post_init__(self) -> None:
         check_choice("task", self.task, ("imdb", "pathfinder"))
+        _check_tuple("stage2_lr", self.stage2_lr)
         if self.stage2_lr and len(self.stage2_lr) != len(KERNELS):
             raise ValueError(f"stage2_lr must give one step per kernel {KERNELS} or be "
                              f"empty (base.lr for both), got {self.stage2_lr}")
@@ -246,14 +271,13 @@ class LandscapeConfig:
         want = TextConfig if self.task == "imdb" else PathfinderConfig
         if not isinstance(self.base, want):
             raise TypeError(f"base must be a {want.__name__} for task {self.task!r}")
-        check_int("stage1_epochs", self.stage1_epochs, min=1)
-        check_int("stage2_epochs", self.stage2_epochs, min=1)
-        check_int("n_directions", self.n_directions, min=1)
+        check_int("stage1_epochs", self.stage1_epochs, min=1, max=MAX_EPOCHS)
+        check_int("stage2_epochs", self.stage2_epochs, min=1, max=MAX_EPOCHS)
+        check_int("n_directions", self.n_directions, min=1, max=1000)
         check_real("radius", self.radius, min=0.0, strict_min=True)
-        check_int("points", self.points, min=3)
-        check_int("eval_examples", self.eval_examples, min=2)
-        if not self.seeds:
-            raise ValueError("seeds must hold at least one seed")
+        check_int("points", self.points, min=3, max=100_000)
+        check_int("eval_examples", self.eval_examples, min=2, max=MAX_EXAMPLES)
+        _check_seeds(self.seeds)
 
 
 @dataclass(frozen=True)
@@ -275,18 +299,21 @@ class ModularConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
 
     def __post_init__(self) -> None:
-        check_int("p", self.p, min=3)
+        check_int("p", self.p, min=3, max=3000)  # p^2 equations
         check_real("train_fraction", self.train_fraction, min=0.0, max=1.0, strict_min=True)
+        check_instance("model", self.model, ModelConfig)
+        _check_tuple("depths", self.depths)
+        if not self.depths:
+            raise ValueError("depths must hold at least one depth")
         for L in self.depths:
-            check_int("depths", L, min=1)
+            check_int("depths", L, min=1, max=MAX_LAYERS)
         _check_kernels(self.kernels)
-        check_int("steps", self.steps, min=1)
+        check_int("steps", self.steps, min=1, max=MAX_STEPS)
         check_int("eval_every", self.eval_every, min=1, max=self.steps)
         check_real("lr", self.lr, min=0.0, strict_min=True)
         check_real("weight_decay", self.weight_decay, min=0.0)
-        check_int("batch_size", self.batch_size, min=1)
-        if not self.seeds:
-            raise ValueError("seeds must hold at least one seed")
+        check_int("batch_size", self.batch_size, min=1, max=MAX_EXAMPLES)
+        _check_seeds(self.seeds)
 
 
 @dataclass(frozen=True)
@@ -325,19 +352,22 @@ class StudentTeacherConfig:
     pretrain_lr: float = 3e-3
 
     def __post_init__(self) -> None:
-        for name in ("N_train", "N_test", "n", "vocab", "D", "heads", "head_dim", "gd_steps",
-                     "convex_heads", "heads_steps", "k", "pretrain_n", "pretrain_epochs"):
-            check_int(name, getattr(self, name), min=1)
+        for name, hi in (("N_train", MAX_EXAMPLES), ("N_test", MAX_EXAMPLES), ("n", 100_000),
+                         ("vocab", 10_000_000), ("D", MAX_WIDTH), ("heads", MAX_HEADS),
+                         ("head_dim", MAX_WIDTH), ("gd_steps", MAX_STEPS),
+                         ("convex_heads", 100_000), ("heads_steps", MAX_STEPS), ("k", 100_000),
+                         ("pretrain_n", MAX_EXAMPLES), ("pretrain_epochs", MAX_EPOCHS)):
+            check_int(name, getattr(self, name), min=1, max=hi)
         check_choice("features", self.features, ("trained", "random"))
         check_real("pretrain_lr", self.pretrain_lr, min=0.0, strict_min=True)
         if self.features == "trained":  # SynthSent sequences of n tokens
             check_synthsent_sizes(self.k, self.n, length_name="n")
-        check_real("teacher_scale", self.teacher_scale, min=0.0)
+        # scale 0 makes the teacher's outputs constant (no targets to standardize)
+        check_real("teacher_scale", self.teacher_scale, min=0.0, strict_min=True)
         check_real("noise", self.noise, min=0.0)
         check_real("beta", self.beta, min=0.0, strict_min=True)
         check_real("gd_lr", self.gd_lr, min=0.0, strict_min=True)
-        if not self.seeds:
-            raise ValueError("seeds must hold at least one seed")
+        _check_seeds(self.seeds)
 
 
 _SMALL = ModelConfig(D=32, hidden=64, heads=2, head_dim=16, layers=2, dropout=0.0)

@@ -9,6 +9,7 @@ setup (a randomly initialized frozen layer on random tokens)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -17,13 +18,14 @@ import torch
 
 from .. import convex
 from .._arrays import to_numpy, to_tensor
+from .._validate import check_float_array, check_instance, check_int
 from ..data import modular_division, synthsent, synthsent_vocab
 from ..device import resolve_device
 from ..kernels import DEFAULT_KERNEL, KERNEL_TABLE
-from .config import ModelConfig, ModularConfig, StudentTeacherConfig, config_dict
+from .config import MAX_EXAMPLES, ModelConfig, ModularConfig, StudentTeacherConfig, config_dict
 from .models import TransformerClassifier, build_model
-from .results import Result, check_out_dir
-from .training import device_meta, run_device, run_seeds, train_classifier
+from .results import Result
+from .training import check_run, device_meta, train_classifier
 
 __all__ = ["run_modular", "run_student_teacher", "readout_attention", "frozen_features",
            "pretrained_classifier"]
@@ -43,14 +45,13 @@ def run_modular(config: ModularConfig, *, device: str = "auto", seeds=None,
 
     Arrays: ``"step" (T,)``; ``"L<depth>-<kernel>/{train,test}_{loss,acc}" (S, T)``.
     """
-    if out is not None:  # checked before hours of training, not after
-        out = check_out_dir(out)
+    # every argument is checked before any work
+    dev, dev_note, seeds, out = check_run(config, ModularConfig, device=device, seeds=seeds,
+                                          progress=progress, out=out)
     cfg = config
-    dev, dev_note = run_device(device)
     md = modular_division(cfg.p, train_fraction=cfg.train_fraction, seed=0)
     tr, te = (torch.as_tensor(a, dtype=torch.long) for a in (md.train, md.test))
     data = tuple(t.to(dev) for t in (tr[:, :4], tr[:, 4], te[:, :4], te[:, 4]))
-    seeds = run_seeds(cfg, seeds)
     arrays: dict[str, np.ndarray] = {}
     variants, stops, t0 = [], {}, time.perf_counter()
     for depth in cfg.depths:
@@ -92,6 +93,19 @@ def readout_attention(X: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor,
     ``out = sum_h s_h^T X W_V[h]``. With input-independent rows ``w_j`` in place of ``s_h``
     this is the head model of the convex program (``out = <X, Z>``).
     """
+    kw = dict(grad="keep", allow_int=False)
+    X = check_float_array("X", X, shape=("N", "n", "D"), **kw)
+    N, n, D = X.shape
+    W_Q = check_float_array("W_Q", W_Q, shape=("H", D, "d"), **kw)
+    H, _, d = W_Q.shape
+    W_K = check_float_array("W_K", W_K, shape=(H, D, d), **kw)
+    W_V = check_float_array("W_V", W_V, shape=(H, D), **kw)
+    for name, t in (("X", X), ("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor (readout_attention is "
+                            f"differentiable), got {type(t).__name__}")
+    dt = functools.reduce(torch.promote_types, (t.dtype for t in (X, W_Q, W_K, W_V)))
+    X, W_Q, W_K, W_V = (t.to(dt) for t in (X, W_Q, W_K, W_V))
     Q = torch.einsum("nd,hde->hne", X[:, 0], W_Q).unsqueeze(2)  # (H, N, 1, d)
     K = torch.einsum("nkd,hde->hnke", X, W_K)  # (H, N, n, d)
     S = KERNEL_TABLE[STANDARD].forward(Q, K, 1.0 / math.sqrt(W_Q.shape[-1]), False)
@@ -110,8 +124,18 @@ def pretrained_classifier(cfg: StudentTeacherConfig, *, seed: int = 0,
     ``cfg.n`` tokens with ``cfg.k`` sentiment words (vocabulary ``SS_WORDS``, ``SS_FILLER``;
     data seed 0), then put in eval mode with every parameter frozen.
 
-    Returns the model and its accuracy on ``1000`` held-out SynthSent sequences (seed 1).
+    Returns the model and its accuracy on ``1000`` held-out SynthSent sequences (seed 1);
+    the accuracy is NaN when the pretraining diverged (see :func:`run_student_teacher`).
     """
+    model, acc, _ = _pretrain(cfg, seed)
+    return model, acc
+
+
+def _pretrain(cfg: StudentTeacherConfig, seed: int = 0,
+              ) -> tuple[TransformerClassifier, float, str]:
+    """:func:`pretrained_classifier` and the stop reason of its training."""
+    check_instance("cfg", cfg, StudentTeacherConfig)
+    seed = check_int("seed", seed, min=0)
     kw = dict(k=cfg.k, n_words=SS_WORDS, n_filler=SS_FILLER)
     vocab = synthsent_vocab(n_words=SS_WORDS, n_filler=SS_FILLER)["size"]
     tr = synthsent(cfg.pretrain_n, cfg.n, seed=_PRE_TRAIN_SEED, **kw)
@@ -125,7 +149,7 @@ def pretrained_classifier(cfg: StudentTeacherConfig, *, seed: int = 0,
     curves = train_classifier(model, data, optimizer="adam", lr=cfg.pretrain_lr, steps=steps,
                               log_every=steps, batch_size=bs, seed=seed)
     model.eval().requires_grad_(False)
-    return model, float(curves.test_acc[-1])
+    return model, float(curves.test_acc[-1]), curves.stop
 
 
 def _synthsent_tokens(cfg: StudentTeacherConfig, N: int, seed: int,
@@ -155,8 +179,18 @@ def frozen_features(cfg: StudentTeacherConfig, N: int, seed: int, *,
 
     ``cfg.features == "random"``: random token sequences (``cfg.vocab``, seed ``seed``)
     through a frozen, randomly initialized embedding + one softmax transformer block
-    (+ LayerNorm); ``model`` is ignored.
+    (+ LayerNorm); ``model`` must be None.
+
+    The features are a deterministic function of ``(cfg, N, seed, N_test)`` (and ``model``).
     """
+    check_instance("cfg", cfg, StudentTeacherConfig)
+    N = check_int("N", N, min=1, max=MAX_EXAMPLES)
+    seed = check_int("seed", seed, min=0, max=2**62)
+    N_test = check_int("N_test", N_test, min=0, max=MAX_EXAMPLES)
+    check_instance("model", model, TransformerClassifier, allow_none=True)
+    if cfg.features == "random" and model is not None:
+        raise ValueError("model must be None with cfg.features == 'random' (the random "
+                         "features come from their own frozen layer)")
     if cfg.features == "trained":
         if model is None:
             model = pretrained_classifier(cfg)[0]
@@ -165,7 +199,11 @@ def frozen_features(cfg: StudentTeacherConfig, N: int, seed: int, *,
             test = _synthsent_tokens(cfg, N_test, 1001 + 2 * seed, exclude=tokens)
             tokens = np.concatenate([tokens, test])
         with torch.no_grad():
-            return model.attention_input(torch.as_tensor(tokens), -1).double()
+            X = model.attention_input(torch.as_tensor(tokens), -1).double()
+        if not bool(torch.isfinite(X).all()):
+            raise ValueError("model gives non-finite features (its weights hold NaN or inf: "
+                             "did its pretraining diverge?)")
+        return X
     N = N + N_test
     g = np.random.default_rng(seed)
     tokens = torch.as_tensor(g.integers(0, cfg.vocab, size=(N, cfg.n)))
@@ -201,22 +239,45 @@ def _gd_student(cfg, X, y, Xt, yt, seed):
         p.requires_grad_(True)
     opt = torch.optim.Adam(ps, lr=cfg.gd_lr)
     log = max(cfg.gd_steps // 50, 1)
-    tr, te = [], []
+    T = cfg.gd_steps // log + 1
+    tr, te = np.full(T, np.nan), np.full(T, np.nan)  # log points after a divergence: NaN
+    stop = "completed"
     for step in range(cfg.gd_steps + 1):
         out = readout_attention(X, *ps)[0]
         loss = 0.5 * ((out - y) ** 2).mean()
+        if not torch.isfinite(loss):
+            stop = (f"diverged at step {step}: training loss is {float(loss.detach())}; "
+                    f"try a smaller gd_lr (got {cfg.gd_lr:g})")
+            break
         if step % log == 0:
             with torch.no_grad():
-                tr.append(_rel_err(out, y))
-                te.append(_rel_err(readout_attention(Xt, *ps)[0], yt))
-        if step == cfg.gd_steps or not torch.isfinite(loss):
+                tr[step // log] = _rel_err(out, y)
+                te[step // log] = _rel_err(readout_attention(Xt, *ps)[0], yt)
+        if step == cfg.gd_steps:
             break
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
         s = readout_attention(Xt, *ps)[1].mean(1)  # (H, n)
-    return np.array(tr), np.array(te), np.arange(len(tr)) * log, s.numpy()
+    if stop != "completed":
+        s = torch.full_like(s, math.nan)
+    return tr, te, np.arange(T) * log, s.numpy(), stop
+
+
+def _nan_arrays(cfg: StudentTeacherConfig, S: int) -> dict[str, np.ndarray]:
+    """The arrays of :func:`run_student_teacher` when no student could train (its
+    pretraining diverged): every number NaN, every curve without log points."""
+    H, n, h = cfg.heads, cfg.n, cfg.convex_heads
+    log = max(cfg.gd_steps // 50, 1)
+    T = cfg.gd_steps // log + 1
+    nan = (lambda *shape: np.full(shape, np.nan))
+    return {"gd/train_err": nan(S, T), "gd/test_err": nan(S, T), "teacher/attn": nan(S, H, n),
+            "gd/attn": nan(S, H, n), "convex/train_err": nan(S), "convex/test_err": nan(S),
+            "convex/primal": nan(S), "convex/token_norm": nan(S, n),
+            "convex/active": nan(S), "heads/train_err": nan(S), "heads/test_err": nan(S),
+            "heads/objective": nan(S, 0), "heads/w": nan(S, h, n),
+            "step": np.arange(T, dtype=float) * log}
 
 
 def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", seeds=None,
@@ -239,13 +300,17 @@ def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", se
     set), ``convex/token_norm (S, n)`` (``||z_k||``), ``heads/w (S, h, n)``.
 
     Meta: ``features`` and ``pretrain_acc`` (the pretrained classifier's held-out SynthSent
-    accuracy; ``None`` with ``features="random"``).
+    accuracy; ``None`` with ``features="random"`` or when the pretraining diverged);
+    ``stop``: ``"pretrain"`` (one reason), ``"gd"`` and ``"heads"`` (one per seed),
+    ``"completed"`` or why a training stopped (:attr:`Result.stop_reason` sums them up).
+    A diverged training is a stop reason, never an exception: its log points after the
+    divergence are NaN; when the pretraining diverges no student trains and every number
+    is NaN.
     """
-    if out is not None:  # checked before hours of training, not after
-        out = check_out_dir(out)
+    dev, dev_note, seeds, out = check_run(config, StudentTeacherConfig, device=device,
+                                          seeds=seeds, progress=progress, out=out,
+                                          dtype="float64")
     cfg = config
-    dev, dev_note = run_device(device, "float64")
-    seeds = run_seeds(cfg, seeds)
     keys = ("gd/train_err", "gd/test_err", "teacher/attn", "gd/attn", "convex/train_err",
             "convex/test_err", "convex/primal", "convex/token_norm", "convex/active",
             "heads/train_err", "heads/test_err", "heads/objective", "heads/w")
@@ -253,9 +318,17 @@ def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", se
     t0 = time.perf_counter()
     from tqdm.auto import tqdm
 
-    model, pre_acc = (pretrained_classifier(cfg) if cfg.features == "trained"
-                      else (None, None))
-    for s in tqdm(seeds, disable=not progress, desc="student-teacher"):
+    model, pre_acc, pre_stop = (_pretrain(cfg) if cfg.features == "trained"
+                                else (None, None, "completed"))
+    stops: dict[str, list[str]] = {"pretrain": [pre_stop]} if cfg.features == "trained" else {}
+    stops |= {"gd": [], "heads": []}
+    if pre_stop != "completed":  # no features to learn from: every number is NaN
+        stops["gd"] = stops["heads"] = [f"not run: pretraining {pre_stop}"] * len(seeds)
+        seeds_run: list[int] = []
+        pre_acc = None
+    else:
+        seeds_run = seeds
+    for s in tqdm(seeds_run, disable=not progress, desc="student-teacher"):
         X = frozen_features(cfg, cfg.N_train, seed=s, model=model, N_test=cfg.N_test)
         W = _teacher(cfg, s)
         y, attn = readout_attention(X, *W)
@@ -264,7 +337,8 @@ def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", se
                                         dtype=y.dtype)
         X, Xt, y, yt = X[:cfg.N_train], X[cfg.N_train:], y[:cfg.N_train], y[cfg.N_train:]
         acc["teacher/attn"].append(attn[:, cfg.N_train:].mean(1).numpy())
-        tr, te, steps, s_gd = _gd_student(cfg, X, y, Xt, yt, s)
+        tr, te, steps, s_gd, gd_stop = _gd_student(cfg, X, y, Xt, yt, s)
+        stops["gd"].append(gd_stop)
         acc["gd/train_err"].append(tr)
         acc["gd/test_err"].append(te)
         acc["gd/attn"].append(s_gd)
@@ -283,14 +357,24 @@ def run_student_teacher(config: StudentTeacherConfig, *, device: str = "cpu", se
         acc["heads/test_err"].append(_rel_err(convex.predict(Zh, Xt), yt))
         acc["heads/objective"].append(hr.objective)
         acc["heads/w"].append(hr.w)
-    T2 = min(len(o) for o in acc["heads/objective"])
-    acc["heads/objective"] = [o[:T2] for o in acc["heads/objective"]]
-    arrays = {k: np.array(v) for k, v in acc.items()} | {"step": steps.astype(float)}
-    first = ("frozen random first layer" if model is None else
-             f"frozen first block of a SynthSent classifier (test accuracy {pre_acc:.3f})")
+        stops["heads"].append(hr.stop_reason)
+    if seeds_run:
+        T2 = max(len(o) for o in acc["heads/objective"])  # a diverged run ends early: NaN
+        acc["heads/objective"] = [np.pad(np.asarray(o, float), (0, T2 - len(o)),
+                                         constant_values=np.nan)
+                                  for o in acc["heads/objective"]]
+        arrays = {k: np.array(v) for k, v in acc.items()} | {"step": steps.astype(float)}
+    else:
+        arrays = _nan_arrays(cfg, len(seeds))
+    if model is None:
+        first = "frozen random first layer"
+    elif pre_stop != "completed":
+        first = f"a SynthSent classifier whose pretraining {pre_stop}"
+    else:
+        first = f"frozen first block of a SynthSent classifier (test accuracy {pre_acc:.3f})"
     meta = {"config": config_dict(cfg), **device_meta(dev, dev_note), "seeds": list(seeds),
             "variants": ["gd"], "seconds": time.perf_counter() - t0,
-            "features": cfg.features, "pretrain_acc": pre_acc,
+            "features": cfg.features, "pretrain_acc": pre_acc, "stop": stops,
             "note": (f"{first}, random softmax readout teacher; "
                      f"{cfg.N_train} train / {cfg.N_test} test sequences of {cfg.n} tokens, "
                      f"D = {cfg.D}")}

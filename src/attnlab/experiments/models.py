@@ -24,12 +24,22 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from .._validate import check_choice, check_int
+from .._validate import check_bool, check_choice, check_instance, check_int
 from ..kernels import DEFAULT_KERNEL, KERNEL_TABLE, KERNELS, row_stochastic
-from .config import CONVEX, KERNEL_CHOICES, ModelConfig
+from .config import CONVEX, KERNEL_CHOICES, MAX_HEADS, MAX_WIDTH, ModelConfig
 
 __all__ = ["Attention", "TransformerClassifier", "build_model"]
+
+MAX_TOKENS = 1_000_000  # sequence length (learned positions: n_tokens x D)
+# Training batches whose attention tensor (B, H, n, n) holds more numbers than this keep no
+# block's intermediates between the forward and the backward pass (activation
+# checkpointing, one block at a time): the full presets' long sequences (4096 bytes, 1024
+# pixels) need a few hundred MB per sequence and block otherwise. Short sequences (every
+# preset but "full") are below it and run as before.
+CHECKPOINT_ELEMENTS = 2**24
+MAX_VOCAB = 10_000_000
 
 
 class Attention(nn.Module):
@@ -43,12 +53,16 @@ class Attention(nn.Module):
     def __init__(self, D: int, heads: int, head_dim: int, kernel: str = DEFAULT_KERNEL, *,
                  n_tokens: int | None = None, gaussian_normalize: bool = False) -> None:
         super().__init__()
+        D = check_int("D", D, min=1, max=MAX_WIDTH)
         self.kernel = check_choice("kernel", kernel, KERNEL_CHOICES)
-        self.H, self.d = check_int("heads", heads, min=1), check_int("head_dim", head_dim, min=1)
-        self.gaussian_normalize = bool(gaussian_normalize)
+        self.H = check_int("heads", heads, min=1, max=MAX_HEADS)
+        self.d = check_int("head_dim", head_dim, min=1, max=MAX_WIDTH)
+        self.gaussian_normalize = check_bool("gaussian_normalize", gaussian_normalize)
+        if n_tokens is not None:
+            check_int("n_tokens", n_tokens, min=1, max=MAX_TOKENS)
         inner = heads * head_dim
         if kernel == CONVEX:
-            n = check_int("n_tokens", n_tokens, min=1)
+            n = check_int("n_tokens", n_tokens, min=1, max=MAX_TOKENS)
             # zero logits = uniform attention at initialization
             self.logits = nn.Parameter(torch.zeros(heads, n, n))
             self.value = nn.Linear(D, inner)
@@ -120,7 +134,17 @@ class TransformerClassifier(nn.Module):
     def __init__(self, cfg: ModelConfig, kernels: Sequence[str], *, vocab: int, n_tokens: int,
                  classes: int, patch_dim: int = 0, pad_mask: bool = False) -> None:
         super().__init__()
+        check_instance("cfg", cfg, ModelConfig)
+        if isinstance(kernels, str) or not isinstance(kernels, Sequence):
+            raise TypeError(f"kernels must be a sequence of kernel names (one per layer), "
+                            f"got {type(kernels).__name__} {kernels!r}")
         kernels = tuple(kernels)
+        for k in kernels:
+            check_choice("kernels", k, KERNEL_CHOICES)
+        n_tokens = check_int("n_tokens", n_tokens, min=1, max=MAX_TOKENS)
+        patch_dim = check_int("patch_dim", patch_dim, min=0, max=MAX_WIDTH)
+        pad_mask = check_bool("pad_mask", pad_mask)
+        vocab = check_int("vocab", vocab, min=1, max=MAX_VOCAB)  # unused with patches
         if len(kernels) != cfg.layers:
             raise ValueError(f"kernels must name one kernel per layer ({cfg.layers}), "
                              f"got {kernels}")
@@ -128,12 +152,13 @@ class TransformerClassifier(nn.Module):
         if patch_dim:
             self.embed: nn.Module = nn.Linear(patch_dim, cfg.D)
         else:
-            self.embed = nn.Embedding(check_int("vocab", vocab, min=1), cfg.D)
+            self.embed = nn.Embedding(vocab, cfg.D)
         self.pos = nn.Parameter(cfg.pos_std * torch.randn(n_tokens, cfg.D))
         self.blocks = nn.ModuleList(Block(cfg, k, n_tokens) for k in kernels)
         self.norm = nn.LayerNorm(cfg.D)
         self.head = nn.Sequential(nn.Linear(cfg.D, cfg.hidden), nn.ReLU(),
-                                  nn.Linear(cfg.hidden, check_int("classes", classes, min=2)))
+                                  nn.Linear(cfg.hidden,
+                                            check_int("classes", classes, min=2, max=MAX_VOCAB)))
 
     def _key_mask(self, x: torch.Tensor) -> torch.Tensor | None:
         mask = (x != 0) if (self.pad_mask and not x.is_floating_point()) else None
@@ -148,8 +173,13 @@ class TransformerClassifier(nn.Module):
         if not x.is_floating_point():  # compact token ids (uint8/int16/int32) -> int64
             x = x.long()
         h = self.embed(x) + self.pos[: x.shape[1]]
+        ckpt = (self.training and torch.is_grad_enabled()
+                and x.shape[0] * self.cfg.heads * x.shape[1] ** 2 > CHECKPOINT_ELEMENTS)
         for block in blocks:
-            h = block(h, mask)
+            if ckpt:  # recompute the block in the backward pass: same numbers, less memory
+                h = checkpoint(block, h, mask, use_reentrant=False)
+            else:
+                h = block(h, mask)
         return h, mask
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -196,7 +226,8 @@ def build_model(cfg: ModelConfig, kernels: str | Sequence[str], *, vocab: int, n
                 pad_mask: bool = False) -> TransformerClassifier:
     """Seeded :class:`TransformerClassifier`; a single kernel name applies to every layer.
     Initialization uses a private ``torch.Generator`` state (the global RNG is restored)."""
-    ks = (kernels,) * cfg.layers if isinstance(kernels, str) else tuple(kernels)
+    check_instance("cfg", cfg, ModelConfig)
+    ks = (kernels,) * cfg.layers if isinstance(kernels, str) else kernels
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(check_int("seed", seed, min=0))
         return TransformerClassifier(cfg, ks, vocab=vocab, n_tokens=n_tokens, classes=classes,

@@ -13,7 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validate import check_int
+from .._validate import (
+    check_array,
+    check_choice,
+    check_instance,
+    check_int,
+    check_real,
+    check_real_sequence,
+)
 from ..data import (
     build_vocab,
     encode_bytes,
@@ -28,12 +35,11 @@ from ..kernels import DEFAULT_KERNEL, KERNELS
 from ..landscape import rescale_filters
 from .config import LandscapeConfig, PathfinderConfig, SynthSentConfig, TextConfig, config_dict
 from .models import TransformerClassifier, build_model
-from .results import Result, check_out_dir
+from .results import Result
 from .training import (
+    check_run,
     device_meta,
     evaluate,
-    run_device,
-    run_seeds,
     train_classifier,
     versions,
 )
@@ -42,11 +48,15 @@ __all__ = ["imdb_data", "pathfinder_data", "pick_step", "synthsent_data", "bag_o
            "run_imdb", "run_synthsent",
            "run_pathfinder", "run_landscape", "filter_normalized_direction"]
 
+IMDB_SOURCES = ("auto", "huggingface", "offline")  # see attnlab.data.load_imdb
+
 
 def imdb_data(cfg: TextConfig, *, source: str = "offline"):
     """Tokens ``(N, L)`` in a compact integer type (int16) and int64 labels for train and
     test, plus the data note. Byte tokens (LRA) or word tokens with a vocabulary built from
     the training split only (``cfg.tokens``)."""
+    check_instance("cfg", cfg, TextConfig)
+    check_choice("source", source, IMDB_SOURCES)
     d = load_imdb(source=source, max_train=cfg.max_train, max_test=cfg.max_test, seed=0)
     if cfg.tokens == "bytes":
         Xtr, _ = encode_bytes(d.train_text, cfg.max_length, pad_to=cfg.pad_to)
@@ -72,6 +82,7 @@ def _vocab(cfg: TextConfig) -> int:
 def synthsent_data(cfg: SynthSentConfig):
     """SynthSent tokens ``(N, length)`` int64 and labels for train and test (one draw with
     seed 0, split in order), plus the data note."""
+    check_instance("cfg", cfg, SynthSentConfig)
     n = cfg.n_train + cfg.n_test
     X, y = synthsent(n, cfg.length, k=cfg.k, n_words=cfg.n_words, n_filler=cfg.n_filler,
                      seed=0)
@@ -93,6 +104,7 @@ def _patches(images: np.ndarray, k: int) -> np.ndarray:
 def pathfinder_data(cfg: PathfinderConfig):
     """Generated images (seed 0) as pixel tokens ``(N, 1024)`` uint8 (``patch = 0``, LRA)
     or patch tokens ``(N, (32/k)^2, k^2)`` float32; returns tensors, a note and the images."""
+    check_instance("cfg", cfg, PathfinderConfig)
     n = cfg.n_train + cfg.n_test
     images, labels = generate_pathfinder(n, difficulty=cfg.difficulty, seed=0)
     k = cfg.model.patch
@@ -103,7 +115,8 @@ def pathfinder_data(cfg: PathfinderConfig):
     how = f"{k}x{k} patch tokens" if k else "1024 pixel tokens"
     note = (f"generated Pathfinder-32, difficulty {cfg.difficulty}, {cfg.n_train} train / "
             f"{cfg.n_test} test images (seed 0), {how}")
-    return (X[tr], y[tr], X[te], y[te]), note, images[: min(n, 64)], labels[: min(n, 64)]
+    # copies: a view would keep every image alive in the result
+    return (X[tr], y[tr], X[te], y[te]), note, images[:64].copy(), labels[:64].copy()
 
 
 def _model_for(cfg: TextConfig | PathfinderConfig | SynthSentConfig, kernel: str, seed: int,
@@ -131,13 +144,27 @@ def _train(model, data, cfg, epochs: int, seed: int, progress: bool, desc: str,
                             eval_train=cfg.eval_train, progress=progress, desc=desc)
 
 
+def _nan_sequence(name: str, values, n: int, hi: float | None) -> np.ndarray:
+    """``n`` real numbers in ``[0, hi]``, NaN allowed (a failed run), as a float array."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple, np.ndarray,
+                                                                   torch.Tensor)):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
+    out = np.array([v if isinstance(v, float) and math.isnan(v)
+                    else check_real(name, v, min=0.0, max=hi) for v in values], float)
+    if out.shape != (n,):
+        raise ValueError(f"{name} must hold one value per step of grid ({n}), got {len(out)}")
+    return out
+
+
 def pick_step(grid, val_acc, val_loss) -> float:
     """The step of ``grid`` with the highest validation accuracy; ties go to the lower
     validation loss, then to the smaller step. Failed runs (NaN) never win unless all
     failed (then the smallest step)."""
-    g = np.asarray(grid, float)
-    acc = np.nan_to_num(np.asarray(val_acc, float), nan=-np.inf)
-    loss = np.nan_to_num(np.asarray(val_loss, float), nan=np.inf)
+    g = np.asarray(check_real_sequence("grid", grid, min=0.0, strict_min=True))
+    acc, loss = (_nan_sequence(name, v, len(g), hi) for name, v, hi in
+                 (("val_acc", val_acc, 1.0), ("val_loss", val_loss, None)))
+    acc = np.nan_to_num(acc, nan=-np.inf)
+    loss = np.nan_to_num(loss, nan=np.inf)
     order = np.lexsort((g, loss, -acc))  # last key sorts first
     return float(g[order[0]])
 
@@ -166,12 +193,11 @@ def _sweep(name, cfg, data, dev, progress) -> tuple[dict[str, np.ndarray], dict[
     return arrays, best
 
 
-def _compare(name: str, cfg, data, note: str, *, device, seeds, progress,
-             data_seconds: float = 0.0) -> Result:
+def _compare(name: str, cfg, data, note: str, *, dev: torch.device, dev_note: str, seeds,
+             progress, data_seconds: float = 0.0) -> Result:
     """Each kernel with its step (``cfg.lr``, or the sweep's choice), one model per seed;
     with a sweep, also every other kernel with Softmax's step (variant ``<kernel>-shared``).
     """
-    dev, dev_note = run_device(device)
     data = tuple(t.to(dev) for t in data)
     t0 = time.perf_counter()
     arrays: dict[str, np.ndarray] = {}
@@ -228,11 +254,13 @@ def run_imdb(config: TextConfig, *, device: str = "auto", seeds=None, progress: 
     Returns a :class:`Result` with ``"<kernel>/{train,test}_{loss,acc}" (S, T)`` and
     ``"epoch" (T,)``; saved to ``out/imdb.npz`` when ``out`` is given.
     """
-    if out is not None:  # checked before hours of training, not after
-        out = check_out_dir(out)
+    # every argument is checked before hours of data preparation and training, not after
+    dev, dev_note, seeds, out = check_run(config, TextConfig, device=device, seeds=seeds,
+                                          progress=progress, out=out)
+    check_choice("source", source, IMDB_SOURCES)
     t0 = time.perf_counter()
     data, note = imdb_data(config, source=source)
-    res = _compare("imdb", config, data, note, device=device, seeds=run_seeds(config, seeds),
+    res = _compare("imdb", config, data, note, dev=dev, dev_note=dev_note, seeds=seeds,
                    progress=progress, data_seconds=time.perf_counter() - t0)
     if out is not None:
         res.save(f"{out}/imdb.npz")
@@ -243,11 +271,11 @@ def run_synthsent(config: SynthSentConfig, *, device: str = "auto", seeds=None,
                   progress: bool = True, out=None) -> Result:
     """SynthSent (our synthetic negation-sentiment task), one model per kernel and seed;
     curves over epochs. Same arrays as :func:`run_imdb`; saved to ``out/synthsent.npz``."""
-    if out is not None:  # checked before hours of training, not after
-        out = check_out_dir(out)
+    dev, dev_note, seeds, out = check_run(config, SynthSentConfig, device=device, seeds=seeds,
+                                          progress=progress, out=out)
     data, note = synthsent_data(config)
-    res = _compare("synthsent", config, data, note, device=device,
-                   seeds=run_seeds(config, seeds), progress=progress)
+    res = _compare("synthsent", config, data, note, dev=dev, dev_note=dev_note, seeds=seeds,
+                   progress=progress)
     if out is not None:
         res.save(f"{out}/synthsent.npz")
     return res
@@ -264,13 +292,27 @@ def bag_of_words_baselines(X_train, y_train, X_test, y_test, vocab_size: int, *,
       majority training label of each count vector, the overall majority for unseen ones;
     - ``"distinct"``: the number of distinct count vectors in the training set.
     """
-    vocab_size = check_int("vocab_size", vocab_size, min=1)
-    Xs = [torch.as_tensor(np.asarray(a), dtype=torch.long) for a in (X_train, X_test)]
-    ys = [torch.as_tensor(np.asarray(a), dtype=torch.long) for a in (y_train, y_test)]
-    for name, X, y in (("X_train", Xs[0], ys[0]), ("X_test", Xs[1], ys[1])):
-        if X.ndim != 2 or y.shape != X.shape[:1]:
-            raise ValueError(f"{name} must be (N, L) with labels (N,), got {tuple(X.shape)} "
-                             f"and {tuple(y.shape)}")
+    vocab_size = check_int("vocab_size", vocab_size, min=1, max=100_000)
+    l2 = check_real("l2", l2, min=0.0)
+    Xs, ys = [], []
+    for name, a, out in (("X_train", X_train, Xs), ("X_test", X_test, Xs),
+                         ("y_train", y_train, ys), ("y_test", y_test, ys)):
+        check_array(name, a)
+        kind = a.dtype.kind if isinstance(a, np.ndarray) else (
+            "i" if not (a.is_floating_point() or a.is_complex() or a.dtype == torch.bool)
+            else "f")
+        if kind not in "iu":
+            raise TypeError(f"{name} must hold integers, got dtype {a.dtype}")
+        out.append(torch.as_tensor(np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor)
+                                              else a), dtype=torch.long))
+    for name, y in (("y_train", ys[0]), ("y_test", ys[1])):
+        if y.numel() and (y.min() < 0 or y.max() > 1):
+            raise ValueError(f"{name} must hold labels 0 or 1")
+    for name, yname, X, y in (("X_train", "y_train", Xs[0], ys[0]),
+                              ("X_test", "y_test", Xs[1], ys[1])):
+        if X.ndim != 2 or y.shape != X.shape[:1] or not len(X):
+            raise ValueError(f"{name} must be (N, L) with N >= 1 and {yname} (N,), got "
+                             f"{tuple(X.shape)} and {tuple(y.shape)}")
         if X.numel() and (X.min() < 0 or X.max() >= vocab_size):
             raise ValueError(f"{name}: token ids must lie in [0, vocab_size={vocab_size})")
     C_tr, C_te = (nn.functional.one_hot(X, vocab_size).sum(1).double() for X in Xs)
@@ -306,13 +348,12 @@ def run_pathfinder(config: PathfinderConfig, *, device: str = "auto", seeds=None
 
     Same arrays as :func:`run_imdb`, plus ``"images" (<=64, 32, 32)`` and ``"labels"``.
     """
-    if out is not None:  # checked before hours of training, not after
-        out = check_out_dir(out)
+    dev, dev_note, seeds, out = check_run(config, PathfinderConfig, device=device,
+                                          seeds=seeds, progress=progress, out=out)
     t0 = time.perf_counter()
     data, note, images, labels = pathfinder_data(config)
-    res = _compare("pathfinder", config, data, note, device=device,
-                   seeds=run_seeds(config, seeds), progress=progress,
-                   data_seconds=time.perf_counter() - t0)
+    res = _compare("pathfinder", config, data, note, dev=dev, dev_note=dev_note, seeds=seeds,
+                   progress=progress, data_seconds=time.perf_counter() - t0)
     res.arrays["images"], res.arrays["labels"] = images, labels
     if out is not None:
         res.save(f"{out}/pathfinder.npz")
@@ -328,6 +369,7 @@ def filter_normalized_direction(model: nn.Module, seed: int) -> dict[str, torch.
     1-D parameters (biases, LayerNorm) get a zero direction, as in Li et al.
     The rescaling is :func:`attnlab.landscape.rescale_filters`, shared with Part II.
     """
+    check_instance("model", model, nn.Module)
     g = torch.Generator().manual_seed(check_int("seed", seed, min=0))
     out = {}
     for name, w in model.named_parameters():
@@ -363,12 +405,16 @@ def run_landscape(config: LandscapeConfig, *, device: str = "auto", seeds=None,
 
     Arrays: ``"alpha" (P,)``; ``"<kernel>/slice" (S, n_directions, P)``;
     ``"<kernel>/test_acc"`` and ``"<kernel>/test_loss" (S,)`` after stage 2;
-    ``"stage1/test_acc" (S,)``.
+    ``"stage1/test_acc" (S,)``; ``"{stage1,<kernel>}/diverged" (S,)`` bool.
+
+    A stage whose loss stops being finite is a stop reason, never an exception:
+    ``meta["stop"]`` holds one reason per seed for ``"stage1"`` and each kernel
+    (``"completed"`` or why not; :attr:`Result.stop_reason` sums them up), and the numbers
+    of a diverged model (its accuracy, loss and slices) are NaN.
     """
-    if out is not None:  # checked before hours of training, not after
-        out = check_out_dir(out)
+    dev, dev_note, seeds, out = check_run(config, LandscapeConfig, device=device,
+                                          seeds=seeds, progress=progress, out=out)
     cfg, base = config, config.base
-    dev, dev_note = run_device(device)
     if config.task == "imdb":
         data, note = imdb_data(base)
     else:
@@ -378,21 +424,37 @@ def run_landscape(config: LandscapeConfig, *, device: str = "auto", seeds=None,
     Xe, ye = data[0][:m], data[1][:m]
     alphas = np.linspace(-cfg.radius, cfg.radius, cfg.points)
     t0 = time.perf_counter()
-    seeds = run_seeds(cfg, seeds)
     acc = {k: [] for k in ("stage1/test_acc", *(f"{k}/test_acc" for k in KERNELS),
                            *(f"{k}/test_loss" for k in KERNELS))}
     slices: dict[str, list[np.ndarray]] = {k: [] for k in KERNELS}
+    # a diverged stage is a stop reason: its model's numbers are NaN, said in meta["stop"]
+    stops: dict[str, list[str]] = {k: [] for k in ("stage1", *KERNELS)}
+    nan_slice = np.full((cfg.n_directions, cfg.points), np.nan)
     stage1 = DEFAULT_KERNEL
     for s in seeds:
         model = _model_for(replace(base, kernels=(stage1,)), stage1, s, data[0]).to(dev)
-        _train(model, data, base, cfg.stage1_epochs, s, progress, f"stage 1, seed {s}")
-        acc["stage1/test_acc"].append(evaluate(model, data[2], data[3])[1])
+        c1 = _train(model, data, base, cfg.stage1_epochs, s, progress, f"stage 1, seed {s}")
+        stops["stage1"].append(c1.stop)
+        acc["stage1/test_acc"].append(evaluate(model, data[2], data[3])[1]
+                                      if c1.stop == "completed" else np.nan)
         for i, kernel in enumerate(KERNELS):
+            if c1.stop != "completed":  # nothing to continue from
+                stops[kernel].append(f"not run: stage 1 {c1.stop}")
+                acc[f"{kernel}/test_acc"].append(np.nan)
+                acc[f"{kernel}/test_loss"].append(np.nan)
+                slices[kernel].append(nan_slice)
+                continue
             m2 = copy.deepcopy(model)
             m2.set_kernel(kernel)
             lr = cfg.stage2_lr[i] if cfg.stage2_lr else base.lr
-            _train(m2, data, base, cfg.stage2_epochs, s + 1, progress, f"stage 2 {kernel}",
-                   lr=lr)
+            c2 = _train(m2, data, base, cfg.stage2_epochs, s + 1, progress,
+                        f"stage 2 {kernel}", lr=lr)
+            stops[kernel].append(c2.stop)
+            if c2.stop != "completed":
+                acc[f"{kernel}/test_acc"].append(np.nan)
+                acc[f"{kernel}/test_loss"].append(np.nan)
+                slices[kernel].append(nan_slice)
+                continue
             loss, a = evaluate(m2, data[2], data[3])
             acc[f"{kernel}/test_acc"].append(a)
             acc[f"{kernel}/test_loss"].append(loss)
@@ -400,9 +462,11 @@ def run_landscape(config: LandscapeConfig, *, device: str = "auto", seeds=None,
                     for r in range(cfg.n_directions)]
             slices[kernel].append(np.stack([_slice(m2, d, alphas, Xe, ye) for d in dirs]))
     arrays = {"alpha": alphas, **{k: np.array(v) for k, v in acc.items()},
-              **{f"{k}/slice": np.stack(v) for k, v in slices.items()}}
+              **{f"{k}/slice": np.stack(v) for k, v in slices.items()},
+              **{f"{k}/diverged": np.array([r != "completed" for r in stops[k]])
+                 for k in stops}}
     meta = {"config": config_dict(cfg), **device_meta(dev, dev_note), "seeds": list(seeds),
-            "variants": list(KERNELS), "note": note, "versions": versions(),
+            "variants": list(KERNELS), "note": note, "versions": versions(), "stop": stops,
             "seconds": time.perf_counter() - t0}
     res = Result("landscape", arrays, meta)
     if out is not None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_real
+from .._validate import check_instance, check_int, check_real
 
 __all__ = ["Difference", "Result", "difference", "first_step", "gap_curve", "load_result",
            "plot_curves", "relapse_share", "stored_result", "stored_summary", "summary",
@@ -43,6 +43,17 @@ class Result:
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.arrays[key]
+
+    @property
+    def stop_reason(self) -> str:
+        """``"completed"`` when every run of the result completed, else each run that did
+        not, as ``"<variant> (seed s): <reason>"`` joined by ``"; "`` (from
+        ``meta["stop"]``: variant -> one reason per seed)."""
+        seeds = list(self.meta.get("seeds", []))
+        bad = [f"{v} (seed {seeds[i] if i < len(seeds) else i}): {r}"
+               for v, reasons in self.meta.get("stop", {}).items()
+               for i, r in enumerate(reasons) if r != "completed"]
+        return "; ".join(bad) if bad else "completed"
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``path`` (``.npz`` added if missing) atomically: to a temporary file in the
@@ -92,9 +103,57 @@ def check_out_dir(out: str | os.PathLike, name: str = "out") -> Path:
     return p
 
 
+def _check_path(name: str, path) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise TypeError(f"{name} must be a non-empty path (str or PathLike), got "
+                        f"{type(path).__name__} {path!r}")
+    return Path(path)
+
+
+def _check_key(result: Result, name: str, key) -> np.ndarray:
+    """``result.arrays[key]`` as floats, or an error naming ``name`` and the keys there."""
+    if not isinstance(key, str):
+        raise TypeError(f"{name} must be a str, got {type(key).__name__} {key!r}")
+    if key not in result.arrays:
+        raise ValueError(f"{name} {key!r} is not an array of the result; it has "
+                         f"{sorted(result.arrays)}")
+    return np.asarray(result.arrays[key], float)
+
+
+def _check_result(result) -> Result:
+    return check_instance("result", result, Result)
+
+
+def _variant_curves(result: Result, vname: str, v, metric) -> np.ndarray:
+    """``result["<v>/<metric>"]`` ``(S, T)`` as floats; errors name ``vname`` and metric."""
+    for name, val in ((vname, v), ("metric", metric)):
+        if not isinstance(val, str):
+            raise TypeError(f"{name} must be a str, got {type(val).__name__} {val!r}")
+    key = f"{v}/{metric}"
+    if key not in result.arrays:
+        raise ValueError(f"the result has no array {key!r} ({vname} = {v!r}, metric = "
+                         f"{metric!r}); it has {sorted(result.arrays)}")
+    ys = np.asarray(result.arrays[key], float)
+    if ys.ndim != 2 or ys.shape[1] == 0:
+        raise ValueError(f"{key!r} ({vname}, metric) must be curves (S, T), got {ys.shape}")
+    return ys
+
+
+def _variants(result: Result, variants) -> list[str]:
+    """``variants``, or the result's own list when None."""
+    if variants is None:
+        return list(result.meta.get("variants", []))
+    if isinstance(variants, str) or not isinstance(variants, (list, tuple)):
+        raise TypeError(f"variants must be a list of variant names or None, got "
+                        f"{type(variants).__name__} {variants!r}")
+    if not variants:
+        raise ValueError("variants must name at least one variant (or be None: all)")
+    return list(variants)
+
+
 def load_result(path: str | os.PathLike) -> Result:
     """Read a file written by :meth:`Result.save`."""
-    p = Path(path)
+    p = _check_path("path", path)
     if not p.is_file() and p.with_name(p.name + ".npz").is_file():
         p = p.with_name(p.name + ".npz")
     if not p.is_file():
@@ -109,24 +168,33 @@ def load_result(path: str | os.PathLike) -> Result:
 
 def summary(result: Result, metric: str, variants: list[str] | None = None) -> dict[str, str]:
     """Final value of ``<variant>/<metric>`` as ``"mean (min-max)"`` strings over seeds."""
+    _check_result(result)
     out = {}
-    for v in variants or result.meta.get("variants", []):
-        last = np.asarray(result.arrays[f"{v}/{metric}"])[:, -1]
+    for v in _variants(result, variants):
+        last = _variant_curves(result, "variants", v, metric)[:, -1]
         out[v] = f"{last.mean():.3f} ({last.min():.3f}-{last.max():.3f})"
     return out
 
 
 def _axis(result: Result, x: str | None) -> str:
     """The x axis to use: ``x``, else ``"epoch"`` if the result has one, else ``"step"``."""
-    return x or ("epoch" if "epoch" in result.arrays else "step")
+    if x is not None:
+        return x
+    return "epoch" if "epoch" in result.arrays else "step"
 
 
 def _curve(result: Result, key: str, x: str | None) -> tuple[np.ndarray, np.ndarray]:
     """The x axis ``(T,)`` (default ``"epoch"`` if present, else ``"step"``) and the curves
     ``(S, T)`` of ``result[key]`` as floats."""
+    _check_result(result)
+    if x is not None and not isinstance(x, str):
+        raise TypeError(f"x must be the name of an axis array or None, got {type(x).__name__}")
     x = _axis(result, x)
-    xs = np.asarray(result.arrays[x], float)
-    ys = np.atleast_2d(np.asarray(result.arrays[key], float))
+    xs = _check_key(result, "x", x)
+    ys = np.atleast_2d(_check_key(result, "key", key))
+    if xs.ndim != 1 or ys.ndim != 2:
+        raise ValueError(f"x {x!r} must be an axis (T,) and key {key!r} curves (S, T), got "
+                         f"{xs.shape} and {ys.shape}")
     if ys.shape[-1] != xs.shape[0]:
         raise ValueError(f"key {key!r} has {ys.shape[-1]} log points, the axis {x!r} "
                          f"{xs.shape[0]}")
@@ -143,6 +211,7 @@ def first_step(result: Result, key: str, threshold: float, *,
     logging (e.g. every ``eval_every`` steps). Returns a float array ``(S,)``.
     """
     xs, ys = _curve(result, key, x)
+    threshold = check_real("threshold", threshold)
     hit = ys >= threshold  # NaN compares False
     first = np.argmax(hit, axis=1)
     return np.where(hit.any(axis=1), xs[first], np.nan)
@@ -167,6 +236,9 @@ def stored_result(experiment: str, preset: str) -> Result:
     """
     from importlib import resources
 
+    for name, val in (("experiment", experiment), ("preset", preset)):
+        if not isinstance(val, str):
+            raise TypeError(f"{name} must be a str, got {type(val).__name__} {val!r}")
     folder = resources.files("attnlab.experiments") / "stored"
     f = folder / str(preset) / f"{experiment}.npz"
     if not f.is_file():
@@ -215,8 +287,11 @@ def difference(result: Result, a: str, b: str, metric: str, *, at: int = -1,
     """Variant ``b`` minus variant ``a`` in ``<variant>/<metric>`` at log point ``at``
     (default: the last), as a mean over seeds with a Welch t-interval (independent seeds,
     unequal spreads). Each variant needs at least 2 seeds."""
-    x = np.asarray(result.arrays[f"{a}/{metric}"], float)[:, at]
-    y = np.asarray(result.arrays[f"{b}/{metric}"], float)[:, at]
+    _check_result(result)
+    xa, yb = _variant_curves(result, "a", a, metric), _variant_curves(result, "b", b, metric)
+    T = xa.shape[1]
+    at = check_int("at", at, min=-T, max=T - 1)
+    x, y = xa[:, at], yb[:, at]
     if min(len(x), len(y)) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError(f"difference needs >= 2 finite runs per variant, got {len(x)} "
                          f"and {len(y)} for metric {metric!r}")
@@ -229,7 +304,8 @@ def difference(result: Result, a: str, b: str, metric: str, *, at: int = -1,
 def gap_curve(result: Result, a: str, b: str, metric: str,
               level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`difference` at every log point: ``mean, lo, hi`` arrays ``(T,)``."""
-    T = np.asarray(result.arrays[f"{a}/{metric}"]).shape[1]
+    _check_result(result)
+    T = _variant_curves(result, "a", a, metric).shape[1]
     out = np.array([[*(lambda d: (d.mean, d.lo, d.hi))(
         difference(result, a, b, metric, at=t, level=level))] for t in range(T)])
     return out[:, 0], out[:, 1], out[:, 2]
@@ -247,7 +323,9 @@ def write_summary(folder: str | os.PathLike) -> Path:
     Gaussian with Softmax's step): the final test accuracy and test loss per seed, their
     means, the step, the seeds; per task the command, the wall time and the versions.
     """
-    folder = Path(folder)
+    folder = _check_path("folder", folder)
+    if not folder.is_dir():
+        raise ValueError(f"folder {str(folder)!r} is not an existing folder")
     out: dict[str, Any] = {}
     for task in ("imdb", "pathfinder", "pathfinder_n9", "pathfinder_n14"):
         f = folder / f"{task}.npz"
@@ -279,7 +357,9 @@ def stored_summary(preset: str = "cpu") -> dict[str, Any]:
     :func:`write_summary`)."""
     from importlib import resources
 
-    f = resources.files("attnlab.experiments") / "stored" / str(preset) / "summary.json"
+    if not isinstance(preset, str):
+        raise TypeError(f"preset must be a str, got {type(preset).__name__} {preset!r}")
+    f = resources.files("attnlab.experiments") / "stored" / preset / "summary.json"
     if not f.is_file():
         raise ValueError(f"no stored summary for preset {preset!r}")
     return json.loads(f.read_text())
@@ -293,11 +373,24 @@ def plot_curves(result: Result, metric: str, *, ax=None, variants: list[str] | N
     """
     import matplotlib.pyplot as plt
 
-    ax = ax if ax is not None else plt.gca()
+    _check_result(result)
+    if x is not None and not isinstance(x, str):
+        raise TypeError(f"x must be the name of an axis array or None, got {type(x).__name__}")
+    for name, val in (("title", title), ("ylabel", ylabel)):
+        if val is not None and not isinstance(val, str):
+            raise TypeError(f"{name} must be a str or None, got {type(val).__name__}")
+    if ax is not None and not hasattr(ax, "plot"):
+        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
     x = _axis(result, x)
-    xs = result.arrays[x]
-    for v in variants or result.meta.get("variants", []):
-        ys = np.asarray(result.arrays[f"{v}/{metric}"], float)
+    xs = _check_key(result, "x", x)
+    todo = [(v, _variant_curves(result, "variants", v, metric))
+            for v in _variants(result, variants)]
+    for v, ys in todo:
+        if ys.shape[1] != len(xs):
+            raise ValueError(f"variants {v!r}: {ys.shape[1]} log points, the axis x {x!r} "
+                             f"{len(xs)}")
+    ax = ax if ax is not None else plt.gca()
+    for v, ys in todo:
         (line,) = ax.plot(xs, np.nanmean(ys, 0), label=v)
         if ys.shape[0] > 1:
             ax.fill_between(xs, np.nanmin(ys, 0), np.nanmax(ys, 0), alpha=0.2,

@@ -5,13 +5,21 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._validate import check_choice, check_int, check_real, check_seeds
+from .._validate import (
+    check_bool,
+    check_choice,
+    check_instance,
+    check_int,
+    check_real,
+    check_seeds,
+)
 from ..device import resolve_device
 
 __all__ = ["Curves", "evaluate", "train_classifier", "make_optimizer", "versions"]
@@ -52,12 +60,30 @@ def make_optimizer(model: nn.Module, name: str, lr: float, *, momentum: float = 
     return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
 
 
+# Largest attention tensor (B, H, n, n) an evaluation batch may make: 2^27 floats (512 MB in
+# float32). The full presets' long sequences (4096 bytes, 1024 pixels) would otherwise build
+# 34 GB matrices per layer at 256 sequences a batch.
+EVAL_ATTENTION_ELEMENTS = 2**27
+
+
+def eval_batch_size(model: nn.Module, X: torch.Tensor, batch_size: int) -> int:
+    """``batch_size``, lowered so one attention tensor of ``model`` on ``X (N, n, ...)``
+    holds at most :data:`EVAL_ATTENTION_ELEMENTS` numbers (at least 1 sequence)."""
+    cfg = getattr(model, "cfg", None)
+    if cfg is None or X.ndim < 2:
+        return batch_size
+    per = cfg.heads * X.shape[1] ** 2
+    return max(1, min(batch_size, EVAL_ATTENTION_ELEMENTS // per))
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor,
              batch_size: int = 256) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``X (N, ...)``, ``y (N,)``."""
+    """Mean cross-entropy and accuracy of ``model`` on ``X (N, ...)``, ``y (N,)``, in batches
+    of ``batch_size`` (fewer for long sequences: :func:`eval_batch_size`)."""
     was = model.training
     model.eval()
+    batch_size = eval_batch_size(model, X, batch_size)
     loss, correct = 0.0, 0
     for i in range(0, len(X), batch_size):
         logits = model(X[i:i + batch_size])
@@ -89,6 +115,14 @@ def train_classifier(model: nn.Module, data: tuple[torch.Tensor, ...], *, optimi
         remaining log points are NaN.
     """
     Xtr, ytr, Xte, yte = data
+    # non-finite weights or inputs are bad input, not a divergence (no "smaller step" hint)
+    for name, p in model.named_parameters():
+        if not bool(torch.isfinite(p.detach()).all()):
+            raise ValueError(f"model: parameter {name} holds NaN or inf before training "
+                             "(did an earlier training diverge?)")
+    for name, t in (("data[0] (X_train)", Xtr), ("data[2] (X_test)", Xte)):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} holds NaN or inf values (it must be finite)")
     steps = check_int("steps", steps, min=1)
     log_every = check_int("log_every", log_every, min=1)
     check_real("lr", lr, min=0.0, strict_min=True)
@@ -122,7 +156,7 @@ def train_classifier(model: nn.Module, data: tuple[torch.Tensor, ...], *, optimi
         tb = time.perf_counter()
         loss = nn.functional.cross_entropy(model(xb), yb)
         if not torch.isfinite(loss):
-            stop = (f"stopped at step {step}: training loss is {float(loss)}; "
+            stop = (f"diverged at step {step}: training loss is {float(loss.detach())}; "
                     "try a smaller learning rate")
             break
         opt.zero_grad(set_to_none=True)
@@ -152,6 +186,20 @@ def run_device(device: str, dtype: str = "float32") -> tuple[torch.device, str]:
     """
     name, note = resolve_device(device, dtype)
     return torch.device(name), note
+
+
+def check_run(config, cls: type, *, device: str, seeds, progress: bool, out,
+              dtype: str = "float32") -> tuple[torch.device, str, list[int], Path | None]:
+    """Every argument of a ``run_*`` call, checked before any data is made or any model is
+    trained: ``config`` an instance of ``cls``, the device, the seeds, ``progress`` and the
+    output folder (created). Returns the device, its note, the seeds and the folder."""
+    from .results import check_out_dir
+
+    check_instance("config", config, cls)
+    dev, note = run_device(device, dtype)
+    seeds = run_seeds(config, seeds)
+    check_bool("progress", progress)
+    return dev, note, seeds, (None if out is None else check_out_dir(out))
 
 
 def device_meta(dev: torch.device, note: str) -> dict[str, str]:

@@ -14,7 +14,6 @@ from typing import Any
 
 import ipywidgets as W
 import numpy as np
-from ipywidgets.widgets.widget_string import HTMLStyle  # not re-exported by ipywidgets 8
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -40,6 +39,11 @@ from ..dynamics import (
 from ..kernels import BOTH, expand_kernels
 from .dashboard import Dashboard, _make_bar, data_options, kernel_options
 from .svg import _show_png
+
+try:  # ipywidgets 8 (not re-exported there); Colab ships ipywidgets 7, which has no HTMLStyle
+    from ipywidgets.widgets.widget_string import HTMLStyle
+except ImportError:  # pragma: no cover - exercised by `make test-colab`
+    HTMLStyle = None
 
 __all__ = ["PhaseExplorer", "phase_explorer", "plot_phase_figure"]
 
@@ -220,7 +224,7 @@ class PhaseExplorer:
         lo, hi = phase_color_range(res.log_ratio)
         cell, label, head, box = (W.Layout(width="58px", height="28px"), W.Layout(width="70px"),
                                   W.Layout(width="58px"), W.Layout())
-        hstyle = HTMLStyle()  # one shared style
+        hstyle = {"style": HTMLStyle()} if HTMLStyle is not None else {}  # one shared style
         styles: dict[str, W.ButtonStyle] = {}
 
         def style(v: float) -> W.ButtonStyle:
@@ -239,14 +243,14 @@ class PhaseExplorer:
             return styles[color]
 
         star = res.threshold_D
-        header = [W.HTML(f"<b>{res.kernels[k]}</b>", layout=label, style=hstyle)]
+        header = [W.HTML(f"<b>{res.kernels[k]}</b>", layout=label, **hstyle)]
         for D in res.dims:
             mark = "≥" if D >= star else "<"
             header.append(W.HTML(f"<center>D={D}<br><small>HD{mark}Nn</small></center>",
-                                 layout=head, style=hstyle))
+                                 layout=head, **hstyle))
         rows = [W.HBox(header, layout=box)]
         for i in reversed(range(res.init_scales.size)):
-            row = [W.HTML(f"s={res.init_scales[i]:.2g}", layout=label, style=hstyle)]
+            row = [W.HTML(f"s={res.init_scales[i]:.2g}", layout=label, **hstyle)]
             for j in range(res.dims.size):
                 v = vals[i, j]
                 b = W.Button(description=f"{v:.1f}" if np.isfinite(v) else "div.",
