@@ -1,15 +1,15 @@
 """Build the whole book in fast mode, exactly as CI does, and check what it wrote.
 
+The build itself is the session fixture ``built_book`` (conftest.py), which
+``test_browser.py`` reuses to read the pages in a browser.
+
 The build executes every chapter (`-W` turns a failing cell into an error), so this test is
 also the notebook test. It takes a few minutes; skip it with `pytest -m "not book"`.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,28 +26,6 @@ def toc_pages() -> list[str]:
     for part in toc.get("parts", []):
         pages += [c["file"] for c in part.get("chapters", [])]
     return pages
-
-
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
-    exe = Path(sys.executable).parent / "jupyter-book"
-    cmd = [
-        str(exe) if exe.exists() else shutil.which("jupyter-book"),
-        "build",
-        str(ROOT),
-        "-W",
-        "-n",
-        "--keep-going",
-        "--path-output",
-        str(out),
-    ]
-    env = {**os.environ, "ATTNLAB_FAST": "1", "PYTHONHASHSEED": "0"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    log = proc.stdout + proc.stderr
-    (ROOT / "_build").mkdir(exist_ok=True)
-    (ROOT / "_build" / "test-book.log").write_text(log)
-    return proc.returncode, log, out / "_build" / "html"
 
 
 def test_build_succeeds_without_warnings(built_book):
@@ -81,3 +59,32 @@ def test_chapters_show_executed_figures(built_book):
     assert page.count("<img") >= 2, "the kernel smoother chapter should show its figures"
     assert 'id="eq-nw"' in page or "eq-nw" in page
     assert "proof" in page  # sphinx-proof boxes rendered
+
+
+def _linkcheck():
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _scripts import load_script
+
+    return load_script("linkcheck"), load_script("repoinfo")
+
+
+def test_internal_links_resolve(built_book):
+    """Every relative link and #fragment of the built site names something that exists."""
+    rc, _, html = built_book
+    assert rc == 0 and (html / "index.html").exists(), "the book did not build"
+    lc, _ = _linkcheck()
+    problems = lc.internal_problems(html)
+    assert not problems, f"{len(problems)} broken internal links:\n" + "\n".join(problems[:40])
+
+
+def test_external_links_resolve(built_book):
+    """External links answer (no 404/410); only where a network is present."""
+    _, _, html = built_book
+    lc, ri = _linkcheck()
+    if not lc.network_available():
+        pytest.skip("no network: external links are checked in CI only")
+    slug = ri.slug()
+    own = (ri.repo_url(), ri.site_url(), f"https://colab.research.google.com/github/{slug}/",
+           f"https://mybinder.org/v2/gh/{slug}/")  # exist only once the repository is published
+    problems = lc.external_problems(html, ignore=own)
+    assert not problems, "\n".join(problems)

@@ -272,3 +272,25 @@ def test_one_adam_matches_torch_optim():
         en.step([eng], [gr], t)
     torch.testing.assert_close(mine.detach(), ref.detach(), rtol=1e-13, atol=1e-15)
     torch.testing.assert_close(eng, ref.detach(), rtol=1e-13, atol=1e-15)
+
+
+def test_integer_ticks_labels_whole_cells_only():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from attnlab.book import integer_ticks
+
+    fig, ax = plt.subplots()
+    ax.imshow(np.arange(16.0).reshape(4, 4))
+    assert any(t % 1 for t in ax.get_xticks())  # matplotlib's default labels half-cells
+    integer_ticks(ax)
+    fig.canvas.draw()
+    for ticks in (ax.get_xticks(), ax.get_yticks()):
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="axes"):
+        integer_ticks()
+    with pytest.raises(TypeError, match="Axes"):
+        integer_ticks("not an axes")

@@ -35,7 +35,7 @@ def test_generated_notebooks_are_in_sync():
 
 
 def test_sync_check_detects_a_stale_notebook(tmp_path):
-    for name in ["_config.yml", "_toc.yml", "pyproject.toml"]:
+    for name in ["_config.yml", "_toc.yml", "pyproject.toml", "README.md"]:
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "book", tmp_path / "book")
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
@@ -52,7 +52,9 @@ def test_colab_setup_cell_uses_config_url_and_version():
     nb = json.loads((ROOT / "notebooks" / mk.notebook_name(chapter)).read_text())
     first = "".join(nb["cells"][0]["source"])
     assert "google.colab" in first
-    assert mk.repo_url() in first and f"@v{mk.package_version()}" in first
+    # the ref scheme: the branch for a development version, the tag for a release
+    assert f"git+{mk.repo_url()}@{mk.ref()}\"" in first
+    assert mk.ref() in (mk.repo_branch(), f"v{mk.package_version()}")
     assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
     # Colab badge of the chapter points at that notebook
     assert mk.colab_url(chapter) in chapter.read_text()
