@@ -85,7 +85,13 @@ def test_spurious_stall_dead_heads_below_beta_while_a_token_exceeds_it():
     c = convex.dual_certificate(resid, X)
     assert c.max() > 1.05 * beta                    # a token the optimum would still use ...
     head = convex.head_certificate(run.w, resid, X)
-    assert head[dead].max() < beta                  # ... that no dead head can grow toward
+    # ... that no dead head can grow toward: those off the live heads' tokens are strictly
+    # below beta; those on a live head's token sit within 5 % of it (c_k = beta there at a
+    # stationary point, and the run is 3000 steps in), well below the unused token.
+    on_live = dead & np.isin(run.w.argmax(axis=1), run.w[~dead].argmax(axis=1))
+    assert head[dead & ~on_live].max() < beta
+    if on_live.any():
+        assert abs(head[on_live].max() / beta - 1) < 0.05 and head[on_live].max() < c.max()
 
 
 def test_zero_is_a_spurious_local_minimum_with_min_norm_attention():
