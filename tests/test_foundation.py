@@ -9,7 +9,7 @@ import torch
 import attnlab
 from attnlab import _validate as v
 from attnlab import device as device_mod
-from attnlab.book import api_markdown, fmt, glue
+from attnlab.book import api_markdown, fmt, glue, glue_all
 
 
 # --- device -----------------------------------------------------------------------------
@@ -131,6 +131,26 @@ def test_fmt():
     assert fmt(0.123456) == "0.123"
     assert fmt(1.5e-7) == "1.50e-07"
     assert fmt(0) == "0"
+
+
+def test_glue_all_formats_each_value(monkeypatch):
+    import myst_nb
+
+    seen = {}
+    monkeypatch.setattr(myst_nb, "glue",
+                        lambda name, value, display=False: seen.update({name: value}))
+    glue_all("p_", steps=3000, gap=1.5e-7, share=0.123456, count="3/32")
+    assert seen == {"p_steps": "3000", "p_gap": "1.50e-07", "p_share": "0.123", "p_count": "3/32"}
+    glue_all("q_", 2, x=np.float64(0.98765), k=np.int64(7))
+    assert seen["q_x"] == "0.99" and seen["q_k"] == "7"
+    with pytest.raises(ValueError, match="values"):
+        glue_all("p_")
+    with pytest.raises(TypeError, match="flag"):
+        glue_all("p_", flag=True)
+    with pytest.raises(TypeError, match="prefix"):
+        glue_all(3, x=1)
+    with pytest.raises(ValueError, match="digits"):
+        glue_all("p_", 0, x=1)
 
 
 def test_glue_rejects_empty_name():

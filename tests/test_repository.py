@@ -90,3 +90,19 @@ def test_no_unfinished_text_in_book():
 
 def test_python_is_supported():
     assert sys.version_info >= (3, 10)
+
+
+def test_code_cells_are_short():
+    """Cells call, plot and assert; the argument is in the prose (at most 18 non-blank lines,
+    the cell's metadata block not counted)."""
+    long = []
+    for md in sorted((ROOT / "book").rglob("*.md")):
+        text = md.read_text()
+        for m in re.finditer(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S):
+            body = m.group(1)
+            if body.startswith("---"):
+                body = body.split("---", 2)[2]
+            n = sum(1 for line in body.splitlines() if line.strip())
+            if n > 18:
+                long.append(f"{md.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1} ({n})")
+    assert not long, "code cells longer than 18 lines: " + ", ".join(long)

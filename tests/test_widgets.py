@@ -312,6 +312,24 @@ def test_layout_repr_survives_garbage_collection_of_the_closed_bar(monkeypatch, 
     w.widget._repr_mimebundle_()
 
 
+@pytest.mark.parametrize("make", ["dashboard", "explorer"])
+def test_layout_shows_itself_through_display_on_any_ipywidgets(monkeypatch, make):
+    """Regression: the wrappers delegated to the layout's ``_repr_mimebundle_``, which
+    ipywidgets 7 (Colab's) lacks: showing a dashboard there raised AttributeError."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj))
+    if make == "dashboard":
+        w = small_dash()
+    else:
+        w = phase_explorer(background=False, run=False, init_scales=[0.5, 1.0], dims=[8, 16],
+                           N=4, n=4, d=4, H=1, steps=10, kernels="softmax")
+    assert not hasattr(type(w), "_repr_mimebundle_")
+    w._ipython_display_()
+    assert shown == [w.widget]
+
+
 # ----------------------------------------------------------------------------- robustness
 def _dash_module():
     return importlib.import_module("attnlab.widgets.dashboard")

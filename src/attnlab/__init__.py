@@ -19,7 +19,7 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 from . import convex, data, dynamics, landscape, stats
-from .book import fmt, glue
+from .book import fmt, glue, glue_all
 from .config import fast_mode, pick
 from .data import random_targets, random_tokens, teacher_targets
 from .device import available_devices, get_device
@@ -72,6 +72,7 @@ __all__ = [
     "fmt",
     "get_device",
     "glue",
+    "glue_all",
     "make_generator",
     "pick",
     "seed_everything",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ClaimError", "api_markdown", "claim", "fmt", "glue", "integer_ticks"]
+__all__ = ["ClaimError", "api_markdown", "claim", "fmt", "glue", "glue_all", "integer_ticks"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -25,6 +25,35 @@ def glue(name: str, value: Any, display: bool = False) -> None:
             _display(value)
         return
     _glue(name, value, display=display)
+
+
+def glue_all(prefix: str, digits: int = 3, **values: Any) -> None:
+    """Glue several values at once, as ``{prefix}{name}``, formatted for prose.
+
+    ``glue_all("sp_", steps=3000, gap=1.5e-3, count=k_of_n)`` glues ``sp_steps = "3000"``,
+    ``sp_gap = "1.50e-03"`` (:func:`fmt` with ``digits``) and ``sp_count = str(k_of_n)``:
+    integers print whole, other reals through :func:`fmt`, everything else through ``str``.
+    One call replaces a column of :func:`glue` lines, so cells stay short.
+    """
+    import numbers
+
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+    if not values:
+        raise ValueError("values: give at least one name=value to glue")
+    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) \
+            or not 1 <= digits <= 17:
+        raise ValueError(f"digits must be an integer from 1 to 17, got {digits!r}")
+    for name, value in values.items():
+        if isinstance(value, bool):
+            raise TypeError(f"{name} must be a number or text, got a bool: glue a word instead")
+        if isinstance(value, numbers.Integral):
+            text = str(int(value))
+        elif isinstance(value, numbers.Real):
+            text = fmt(value, digits)
+        else:
+            text = str(value)
+        glue(prefix + name, text)
 
 
 class ClaimError(AssertionError):

@@ -359,8 +359,13 @@ class Dashboard:
         self.stop_button.on_click(self._on_stop)
         self.reset_button.on_click(self._on_reset)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self, **kwargs: Any) -> None:
+        # display(), not _repr_mimebundle_: ipywidgets 7 (Colab's) widgets have no
+        # _repr_mimebundle_ and show themselves through _ipython_display_; display() picks
+        # whichever the installed version has.
+        from IPython.display import display
+
+        display(self.widget)
 
     # ------------------------------------------------------------------ config <-> controls
     def config(self) -> RunConfig:

@@ -137,8 +137,13 @@ class PhaseExplorer:
             *([W.HTML("<hr>"), dashboard.widget] if embed else []),
         ], layout=W.Layout(max_width="780px"))
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self, **kwargs: Any) -> None:
+        # display(), not _repr_mimebundle_: ipywidgets 7 (Colab's) widgets have no
+        # _repr_mimebundle_ and show themselves through _ipython_display_; display() picks
+        # whichever the installed version has.
+        from IPython.display import display
+
+        display(self.widget)
 
     def phase_config(self) -> RunConfig:
         """The run settings of every cell (before init scale, D and kernel are set)."""
