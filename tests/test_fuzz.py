@@ -484,6 +484,7 @@ def _valid() -> dict[str, Callable[[], dict[str, Any]]]:
         "attnlab.fmt": lambda: dict(x=1.5, digits=3),
         "attnlab.get_device": lambda: dict(device="cpu"),
         "attnlab.glue": lambda: dict(name="fuzz", value=1.0),
+        "attnlab.glue_all": lambda: dict(prefix="fuzz_", digits=3, x=1.0),
         "attnlab.make_generator": lambda: dict(seed=0),
         "attnlab.pick": lambda: dict(full=1, fast=2),
         "attnlab.seed_everything": lambda: dict(seed=0),
@@ -777,8 +778,16 @@ NAN_BY_DESIGN = {
 }
 
 
+# Per callable: parameters that take any value by design (the others are still fuzzed).
+ANY_VALUE_PARAMS = {
+    # a glued value: any number or text (a bool is refused); the prefix: any str
+    "attnlab.glue_all": {"x", "prefix"},
+}
+
+
 def valid_by_design(path: str, name: str, kind: str) -> bool:
-    return (kind in GLOBAL_VALID or kind in BY_NAME.get(name, set())
+    return (name in ANY_VALUE_PARAMS.get(path, set())
+            or kind in GLOBAL_VALID or kind in BY_NAME.get(name, set())
             or kind in VALID_BY_DESIGN.get(path, {}).get(name, set()))
 # Path arguments: a path to a missing file may raise FileNotFoundError (naming it).
 PATH_PARAMS = {"csv_path", "root", "path"}
