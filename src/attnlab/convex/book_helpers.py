@@ -2,7 +2,8 @@
 
 Owned by the Part I chapters (book/convex/vector_outputs.md); small sizes only.
 
-Model (eq. 30): head j has a row-stochastic ``W_j (n, n)``, ``V_j (d, c)`` and a scalar ``b_j``::
+Model (the paper's eq. 30): head j has a row-stochastic ``W_j (n, n)``, ``V_j (d, c)`` and a
+scalar ``b_j``::
 
     f(X_i) = sum_j b_j W_j X_i V_j                      (n, c)
     objective = sum_i 1/2 ||f(X_i) - Y_i||_F^2 + beta/2 sum_j (||V_j||_1^2 + b_j^2)
@@ -85,7 +86,8 @@ def fit_sequence(X: np.ndarray, Y: np.ndarray, beta: float, *, equal_row_sums: b
     Args:
         X: ``(N, n, d)``; Y: ``(N, n, c)``.
         beta: > 0.
-        equal_row_sums: True for the book's program (exact for eq. 30 with ``h >= 2 d c``),
+        equal_row_sums: True for the book's program (exact for the paper's eq. 30 with
+            ``h >= 2 d c``),
             False for the printed one (largest row sums, no constraint).
         cvx_solver: an installed cvxpy solver.
 
@@ -137,7 +139,8 @@ def fit_sequence(X: np.ndarray, Y: np.ndarray, beta: float, *, equal_row_sums: b
 
 def recover_sequence_heads(fit: SequenceFit, tol: float = 1e-7
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Heads of eq. 30 that reproduce a solution of the book's program (at most ``2 d c``).
+    """Heads of the paper's eq. 30 that reproduce a solution of the book's program (at most
+    ``2 d c``).
 
     Args:
         fit: a :class:`SequenceFit` with ``equal_row_sums=True``.
@@ -191,7 +194,8 @@ def sequence_head_objective(W: np.ndarray, V: np.ndarray, b: np.ndarray, X: np.n
     Xt = torch.from_numpy(Xn)
     out = torch.zeros(N, n, c, dtype=torch.float64)
     eye = torch.eye(c, dtype=torch.float64)
-    for j in range(Wt.shape[0]):  # one head of eq. 30 is the shared-attention layer of eq. 4
+    # one head of the paper's eq. 30 is the shared-attention layer of its eq. 4
+    for j in range(Wt.shape[0]):
         out = out + shared_attention_output(Wt[j], Xt, Vt[j], bt[j] * eye)
     r = out - torch.from_numpy(Yn)
     reg = (Vt.abs().sum(dim=(1, 2)) ** 2).sum() + (bt * bt).sum()

@@ -7,7 +7,7 @@ vector ``v_j (d,)`` and an output weight ``b_j`` (scalar, or ``(c,)`` for c outp
     head objective = sum_{i,l} 1/2 (f(X_i)_l - y_il)^2 + beta/2 sum_j (||v_j||^2 + ||b_j||_1^2)
 
 (for scalar outputs ``||b_j||_1^2 = b_j^2``; the squared l1 norm is the paper's choice for
-vector outputs, eq. 11).  Forward map: ``Z = sum_j w_j (v_j b_j)^T``; recovery (corrected
+vector outputs, its eq. 11).  Forward map: ``Z = sum_j w_j (v_j b_j)^T``; recovery (corrected
 Proposition 1): one head per nonzero row k of Z with ``w = e_k``,
 ``v = z_k / sqrt(||z_k||)``, ``b = sqrt(||z_k||)``.
 """

@@ -285,8 +285,9 @@ def _opt4_scalar(x: np.ndarray, y: np.ndarray, beta: float, loss_factor: float) 
     """Shared-attention optimum for one sample, d = c = 1 (independent, near closed form).
 
     Rows of ``W x`` range independently over ``[min x, max x]``; ``W_V W_O = p`` costs at
-    least ``beta |p|`` (AM-GM, attained). So opt(4) = min_p beta|p| + loss_factor *
-    sum_k (p u_k - y_k)^2 with ``u_k = clip(y_k / p, min x, max x)``: a 1-D minimization.
+    least ``beta |p|`` (AM-GM, attained). So the optimum of the paper's eq. 4 is
+    min_p beta|p| + loss_factor * sum_k (p u_k - y_k)^2 with
+    ``u_k = clip(y_k / p, min x, max x)``: a 1-D minimization.
     """
     lo, hi = float(x.min()), float(x.max())
 
@@ -307,7 +308,8 @@ def _opt4_scalar(x: np.ndarray, y: np.ndarray, beta: float, loss_factor: float) 
 
 @dataclass
 class TwoTokenExample:
-    """Values of the two-token counterexample (``X = [1, -1]^T``, target ``[1, 1]^T``).
+    """Values of the two-token counterexample (``X = [1, -1]^T``, target ``[1, 1]^T``); (3) and
+    (4) are the paper's eqs. 3 and 4 (softmax attention and one shared row-stochastic matrix).
 
     Attributes:
         opt3: best value of (3) found numerically (multi-restart Adam, plus the zero point).
@@ -334,7 +336,8 @@ def two_token_example(beta: float = 1.0, loss_factor: float = 1.0, *, restarts: 
                       seed: int = 0) -> TwoTokenExample:
     """Compute the two-token counterexample (Lean ``attention_only_reformulation_false``).
 
-    With ``beta = 1`` and ``loss_factor = 1`` the claims are opt(3) = 2 and (4) reaching 1.
+    With ``beta = 1`` and ``loss_factor = 1`` the claims are: the optimum of the paper's eq. 3
+    is 2, and its eq. 4 reaches 1.
     """
     beta = check_real("beta", beta, min=0.0, strict_min=True)
     loss_factor = check_real("loss_factor", loss_factor, min=0.0, strict_min=True)
