@@ -31,6 +31,7 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
+import bench_convex  # noqa: E402  (this folder: the script's own directory is on sys.path)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -40,17 +41,8 @@ torch.set_num_threads(1)
 
 
 def planted(N: int, n: int, d: int, seed: int, rho: float) -> tuple[np.ndarray, np.ndarray]:
-    """As ``bench_convex.planted``: tokens share a sequence-level component (correlation
-    rho), y = <X, Z*> + 0.5 noise with Z* on 4 tokens."""
-    g = torch.Generator().manual_seed(seed)
-    X = torch.randn(N, n, d, generator=g, dtype=torch.float64)
-    if rho > 0:
-        X = (1 - rho) ** 0.5 * X + rho**0.5 * torch.randn(N, 1, d, generator=g,
-                                                           dtype=torch.float64)
-    X /= d**0.5
-    Z = torch.zeros(n, d, dtype=torch.float64)
-    Z[:4] = torch.randn(4, d, generator=g, dtype=torch.float64)
-    y = torch.einsum("ikd,kd->i", X, Z) + 0.5 * torch.randn(N, generator=g, dtype=torch.float64)
+    """``bench_convex.planted`` (Z* on 4 tokens, token correlation rho) as NumPy arrays."""
+    X, y = bench_convex.planted(N, n, d, seed, rho=rho)
     return X.numpy(), y.numpy()
 
 
