@@ -1,13 +1,17 @@
 """Benchmark: token group lasso, fast solver (restarted FISTA in torch) vs cvxpy + Clarabel.
 
 Run:  .venv/bin/python benchmarks/bench_convex.py [--threads 2] [--big 1000000] [--quick]
+      .venv/bin/python benchmarks/bench_convex.py --path --threads 1 [--repeats 7]
 
 Part 1 (N = 2000, n = 16, d = 16): whole-call wall time of ``convex.fit`` with the fast
 solver and with cvxpy + Clarabel, residual form (as a user writes it) and Gram form; the
 fast solver's objective is compared with Clarabel's (target: within 1e-6 relative, >= 50x
 faster than the residual form).  Part 2: time to a 1e-6 relative duality gap as N grows to
 10^6 (target: < 30 s on 2 cores), split into data preparation (Gram matrix, O(N (nd)^2))
-and iterations (O((nd)^2) each).  Prints markdown tables.
+and iterations (O((nd)^2) each).  ``--path`` (instead of parts 1 and 2): the path target of
+issue 20, ``convex.path`` over 100 betas from 1e-3 beta_max to beta_max (geometric), N = 2000,
+n = d = 16, certified relative gap 1e-8 at every beta (target: < 0.2 s on one thread at token
+correlation 0.9).  Prints markdown tables.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import statistics
 import time
 
+import numpy as np
 import torch
 
 from attnlab import convex
@@ -99,15 +104,39 @@ def part2(big: int, repeats: int) -> None:
         del X, y
 
 
+def path_part(repeats: int) -> None:
+    N, n, d, tol = 2000, 16, 16, 1e-8
+    print(f"\n### convex.path, 100 betas in [1e-3, 1] beta_max, N={N}, n={n}, d={d}, "
+          f"gap {tol:.0e}\n")
+    print("| token correlation | seconds (median) | min | max certified rel. gap "
+          "| BCD epochs | active tokens (smallest beta) |")
+    print("|---|---|---|---|---|---|")
+    for rho in (0.9, 0.0):
+        X, y = planted(N, n, d, seed=0, rho=rho)
+        betas = np.geomspace(1e-3, 1.0, 100) * convex.beta_max(X, y)
+        convex.path(X, y, betas, tol=tol)  # warm-up
+        times, res = [], None
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            res = convex.path(X, y, betas, tol=tol)
+            times.append(time.perf_counter() - t0)
+        print(f"| {rho} | {statistics.median(times):.3f} | {min(times):.3f} "
+              f"| {res.rel_gap.max():.1e} | {res.iterations.sum()} | {res.n_active[0]} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--big", type=int, default=1_000_000, help="largest N in part 2")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="part 2 up to N = 100,000 only")
+    ap.add_argument("--path", action="store_true", help="only the regularization path target")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64, CPU")
+    if args.path:
+        path_part(args.repeats)
+        return
     warm_up()
     for rho in (0.0, 0.9):
         part1(args.repeats, rho)

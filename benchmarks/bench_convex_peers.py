@@ -168,7 +168,9 @@ def main() -> None:
                         t, gap = time_to_gap(fn, X, y, A, beta, target, d, args.repeats,
                                              own_tol=name.startswith("attnlab"))
                         times[name] = t
-                        cells.append(f"{t:.4f}" if t is not None else f"fail ({gap})")
+                        cells.append(f"{t:.4f}" if t is not None else
+                                     f"fail ({gap:.1e})" if isinstance(gap, float) else
+                                     f"fail ({gap})")
                     peer = [times[p] for p in PEERS if times.get(p) is not None]
                     ratio = (f"{times['attnlab BCD'] / min(peer):.2f}"
                              if peer and times.get("attnlab BCD") else "-")

@@ -18,7 +18,14 @@ Pieces (each standard; El Ghaoui et al. 2012, Fercoq et al. 2015, Massias et al.
   block step ``1/||A_k||_2^2`` (exact on isotropic blocks), then **Newton steps on the
   support** (the objective is smooth where no row vanishes; Armijo backtracking on the true
   objective keeps it monotone). Newton is what makes correlated tokens cheap: its iteration
-  count does not grow with the conditioning, where first-order methods do.
+  count does not grow with the conditioning, where first-order methods do.  It is an
+  **active-set** Newton: a step that would push a row through zero (the kink Newton's model
+  does not see) stops where the row's component along itself vanishes and gives that row a
+  block proximal step from zero, which drops it where zero is optimal for it; near the
+  optimum of a wide system it reuses its last factorization (chord steps).
+- **Along a path** the previous answer is moved by the **predictor**
+  ``x(beta') ~ x(beta) + (beta - beta') Hess^{-1} U`` (``U``: the unit rows), the tangent of
+  the optimality condition, with the last Newton factorization (no new one).
 - **Certificate**: every outer step evaluates the full duality gap with the residual rescaled
   to a feasible dual point (:func:`attnlab.convex.fista.gap_terms`); the answer is confirmed
   by an exact pass over the data (``r = y - A x``), never by the cancellation-prone Gram form.
@@ -39,7 +46,23 @@ from .fista import Design, FistaOut, exact_residual, gap_terms
 
 __all__ = ["solve_bcd", "bcd_design", "BcdState"]
 
+EXACT_BLOCK = 65536  # numbers of A per block of the exact pass (512 KB in float64)
 NEWTON_MAX = 2048  # largest support (rows of the Newton system) solved directly
+NEWTON_STOP = 1e-5  # Newton stops after a decrement <= this * sqrt(gap target * max(1, P))
+DROP_SLACK = 1e-3  # a row Newton pushes through 0 is dropped if ||grad_k|| <= beta (1 + this)
+CHORD_MIN = 128  # Newton systems this wide try a chord step (the last factor) first
+CHORD_NEAR = 1e-6  # ... when the last decrement was at most this times |f|
+CHORD_RATE = 0.1  # a chord step is kept if its decrement is <= this times the last one
+
+
+@dataclass
+class Tangent:
+    """The last Newton factorization at an answer: predicts the next answer along a path."""
+
+    beta: float
+    x: np.ndarray  # (p,) the answer
+    tokens: np.ndarray  # its support
+    L: torch.Tensor  # Cholesky factor of the Newton Hessian on the support's columns
 
 
 @dataclass
@@ -57,6 +80,8 @@ class BcdState:
     last: tuple = ()  # (W as a tuple, its Gram block, its block Lipschitz constants)
     lips: dict = field(default_factory=dict)  # token -> ||A_k||_2^2
     exact: tuple = ()  # (l, x, r, A^T r) of the last exact pass, reused by the certificate
+    tangent: dict = field(default_factory=dict)  # l -> Tangent at the last answer (predictor)
+    G: np.ndarray | None = None  # the Gram matrix as NumPy (Gram mode on the CPU)
 
     @classmethod
     def build(cls, des: Design) -> BcdState:
@@ -69,7 +94,8 @@ class BcdState:
             # the Frobenius norm bounds the spectral norm: the rule stays safe
             sigma = torch.linalg.vector_norm(des.A.view(-1, n, d), dim=(0, 2))
             Atb = des.A.T @ des.Y
-        return cls(des, sigma.cpu().numpy(), Atb.cpu().numpy())
+        G = des.G.numpy() if des.gram and des.G.device.type == "cpu" else None
+        return cls(des, sigma.cpu().numpy(), Atb.cpu().numpy(), G=G)
 
     def block(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``A_W^T A_W`` and the block constants ``||A_k||_2^2`` for k in W (cached)."""
@@ -121,9 +147,11 @@ def _cols(W: np.ndarray, d: int) -> np.ndarray:
     return (np.asarray(W)[:, None] * d + np.arange(d)).ravel()
 
 
-def _gap(x: np.ndarray, g: np.ndarray, rr: float, beta: float, d: int) -> tuple[float, float]:
-    """Primal and duality gap of ``1/2 ||y - A x||^2 + beta ||x||_{2,1}`` (NumPy, one output)
-    from ``g = A^T r`` and ``rr = ||r||^2``; the dual point is ``s r`` as in ``gap_terms``."""
+def _gap(x: np.ndarray, g: np.ndarray, rr: float, beta: float,
+         d: int) -> tuple[float, float, float]:
+    """Primal, duality gap and dual scale ``s`` of ``1/2 ||y - A x||^2 + beta ||x||_{2,1}``
+    (NumPy, one output) from ``g = A^T r`` and ``rr = ||r||^2``; the dual point is ``s r``
+    as in ``gap_terms``."""
     gmax = float(np.sqrt((g.reshape(-1, d) ** 2).sum(1)).max()) if g.size else 0.0
     xg = float(x @ g)
     s_max = beta / gmax if gmax > 0 else math.inf
@@ -132,7 +160,7 @@ def _gap(x: np.ndarray, g: np.ndarray, rr: float, beta: float, d: int) -> tuple[
     if not math.isfinite(s):
         s = 0.0
     zn = float(np.sqrt((x.reshape(-1, d) ** 2).sum(1)).sum()) if x.size else 0.0
-    return 0.5 * rr + beta * zn, 0.5 * (1.0 - s) ** 2 * rr + beta * zn - s * xg
+    return 0.5 * rr + beta * zn, 0.5 * (1.0 - s) ** 2 * rr + beta * zn - s * xg, s
 
 
 def _bcd_epoch(H: np.ndarray, c: np.ndarray, x: np.ndarray, Hx: np.ndarray, beta: float,
@@ -158,74 +186,212 @@ def _bcd_epoch(H: np.ndarray, c: np.ndarray, x: np.ndarray, Hx: np.ndarray, beta
         Hx += delta @ H[a:b]
 
 
-def _solve_pd(M: np.ndarray, v: np.ndarray) -> np.ndarray | None:
-    """``-M^{-1} v`` for a symmetric PSD ``M`` (Cholesky; least squares if singular).
+def _cho_solve(L: torch.Tensor, v: np.ndarray) -> np.ndarray:
+    """``M^{-1} v`` from the Cholesky factor ``L`` of ``M`` (two triangular solves: faster
+    than ``torch.cholesky_solve`` for one right-hand side)."""
+    z = torch.linalg.solve_triangular(L, torch.from_numpy(v)[:, None], upper=False)
+    return torch.linalg.solve_triangular(L.mT, z, upper=True)[:, 0].numpy()
+
+
+def _solve_pd(M: np.ndarray, v: np.ndarray) -> tuple[np.ndarray | None, torch.Tensor | None]:
+    """``-M^{-1} v`` for a symmetric PSD ``M`` (Cholesky; least squares if singular), and the
+    Cholesky factor (None if ``M`` is singular), kept for the path predictor.
 
     torch, not NumPy: torch's thread setting applies (an OpenBLAS pool of its own stalls on a
     shared machine)."""
-    Mt, vt = torch.from_numpy(M), torch.from_numpy(v)[:, None]
+    Mt = torch.from_numpy(M)
     Lc, info = torch.linalg.cholesky_ex(Mt)
     if int(info) == 0:
-        out = torch.cholesky_solve(vt, Lc)
+        out = -_cho_solve(Lc, v)
     else:
-        out = torch.linalg.lstsq(Mt, vt, driver="gelsd").solution
-    out = -out[:, 0].numpy()
-    return out if np.isfinite(out).all() else None
+        vt = torch.from_numpy(v)[:, None]
+        out, Lc = -torch.linalg.lstsq(Mt, vt, driver="gelsd").solution[:, 0].numpy(), None
+    return (out, Lc) if np.isfinite(out).all() else (None, None)
+
+
+def _rows(v: np.ndarray, d: int) -> np.ndarray:
+    """Row norms of ``v`` viewed as ``(-1, d)``."""
+    return np.sqrt(np.einsum("ij,ij->i", v.reshape(-1, d), v.reshape(-1, d)))
+
+
+def _crossing(xs: np.ndarray, dx: np.ndarray, d: int) -> np.ndarray:
+    """Per row, the step ``t`` at which ``x_k + t dx_k`` stops pointing along ``x_k`` (its
+    component along ``x_k`` reaches 0; inf if that is beyond ``t = 1``)."""
+    V, D = xs.reshape(-1, d), dx.reshape(-1, d)
+    a, b = np.einsum("ij,ij->i", V, V), np.einsum("ij,ij->i", V, D)
+    with np.errstate(divide="ignore"):
+        return np.where(b < -a, a / -b, np.inf)
+
+
+@dataclass
+class _Newton:
+    """The objective restricted to the rows ``sup`` of a working set, and its Newton step."""
+
+    Hs: np.ndarray
+    cs: np.ndarray
+    xs: np.ndarray
+    sup: np.ndarray  # rows of the working set
+    beta: float
+    d: int
+    Lb: np.ndarray  # (rows,) block Lipschitz constants ||H_kk||_2 (or upper bounds)
+
+    def f(self, v: np.ndarray) -> float:
+        return float(0.5 * v @ (self.Hs @ v) - self.cs @ v + self.beta * _rows(v, self.d).sum())
+
+    def grad(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gradient at ``xs``, its row norms and unit rows ``U``."""
+        nr = _rows(self.xs, self.d)
+        U = self.xs.reshape(-1, self.d) / nr[:, None]
+        return self.Hs @ self.xs - self.cs + self.beta * U.ravel(), nr, U
+
+    def step(self) -> tuple[np.ndarray | None, float, torch.Tensor | None]:
+        """Newton direction at ``xs``, the directional derivative along it, the factor."""
+        k, d = len(self.sup), self.d
+        grad, nr, U = self.grad()
+        Hess = self.Hs.copy()
+        ar = np.arange(k)
+        Hess.reshape(k, d, k, d)[ar, :, ar, :] += (self.beta / nr)[:, None, None] * (
+            np.eye(d) - U[:, :, None] * U[:, None, :])
+        dx, Lc = _solve_pd(Hess, grad)
+        return dx, (float(grad @ dx) if dx is not None else 0.0), Lc
+
+    def chord(self, L: torch.Tensor) -> tuple[np.ndarray | None, float]:
+        """The step with a factor ``L`` of the Hessian at a nearby point (no new one)."""
+        grad = self.grad()[0]
+        dx = -_cho_solve(L, grad)
+        if not np.isfinite(dx).all():
+            return None, 0.0
+        return dx, float(grad @ dx)
+
+    def drop(self, gone: np.ndarray) -> None:
+        """Remove the rows ``gone`` (booleans over ``sup``) from the system."""
+        keep = _cols(np.flatnonzero(~gone), self.d)
+        self.Hs, self.cs = self.Hs[np.ix_(keep, keep)], self.cs[keep]
+        self.xs, self.sup, self.Lb = self.xs[keep], self.sup[~gone], self.Lb[~gone]
+
+
+def _armijo(sub: _Newton, dx: np.ndarray, gd: float, fx: float) -> tuple[float, float]:
+    """Backtracking on the true objective; ``(t, f(xs + t dx))``, ``t = 0`` if none found.
+
+    A decrement below what ``f`` resolves (``1e-12 |f|``) takes the full step unchecked:
+    Armijo cannot tell there, and the gap (~ sqrt(f - f*) through the dual scale) still
+    needs the step."""
+    t = 1.0
+    while t > 1e-12:
+        fn = sub.f(sub.xs + t * dx)
+        if fn <= fx + 1e-4 * t * gd or -gd < 1e-12 * max(1.0, abs(fx)):
+            return t, fn
+        t *= 0.5
+    return 0.0, fx
+
+
+def _to_boundary(sub: _Newton, dx: np.ndarray, gd: float,
+                 fx: float) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Active-set step: if the Newton step pushes rows through zero, go to where the first
+    one does and give that row a block proximal step from 0 instead (step ``1/L_k``): 0 when
+    0 is optimal for it there, where it is dropped, else a row that points the way the
+    gradient says (a row that only swings past zero); kept if the objective decreases
+    enough.  Returns the rows dropped, the new point and its objective.
+
+    Why: the objective has a kink where a row vanishes; Newton's model does not see it and
+    the line search would halve the step down to ~1e-6 for each step of a row on its way to
+    zero (20 steps of 15-37 halvings on the planted path). ``None``: no such row or not a
+    sufficient decrease (then the line search decides).
+    """
+    d = sub.d
+    cross = _crossing(sub.xs, dx, d)
+    tb = float(cross.min()) if cross.size else math.inf
+    if not tb < 1.0:
+        return None
+    hit = cross <= tb * (1.0 + 1e-12)
+    xb = sub.xs + tb * dx
+    V = xb.reshape(-1, d)
+    V[hit] = 0.0
+    z = (sub.cs - sub.Hs @ xb).reshape(-1, d)[hit] / sub.Lb[hit, None]  # gradient step from 0
+    nz = np.sqrt(np.einsum("ij,ij->i", z, z))
+    thr = sub.beta / sub.Lb[hit]
+    # rows within DROP_SLACK of optimal at 0 go: tied rows (duplicated tokens) would swing
+    # back and forth by rounding
+    keep = nz > thr * (1.0 + DROP_SLACK)
+    V[hit] = np.where(keep, 1.0 - thr / np.maximum(nz, thr), 0.0)[:, None] * z
+    fb = sub.f(xb)
+    if fb > fx + 1e-4 * tb * gd:
+        return None
+    gone = np.zeros(len(hit), dtype=bool)
+    gone[hit] = ~keep
+    return gone, xb, fb
+
+
+def _direction(sub: _Newton, fac: tuple | None, last: float,
+               fx: float) -> tuple[np.ndarray | None, float, tuple | None, bool]:
+    """The next step, its ``grad . dx``, the factor used and whether it is a chord step.
+
+    A chord step reuses the last factor ``fac``: on a wide system (a factorization costs
+    about ten solves) close to the optimum (last decrement ``<= CHORD_NEAR |f|``), kept if
+    it shrinks the decrement at least ``CHORD_RATE`` times; else a new factorization.
+    """
+    near = last <= CHORD_NEAR * max(1.0, abs(fx))
+    if fac is not None and near and len(sub.xs) >= CHORD_MIN and np.array_equal(fac[0], sub.sup):
+        dx, gd = sub.chord(fac[1])
+        if dx is not None and gd < 0 and -gd <= CHORD_RATE * last:
+            return dx, gd, fac, True
+    dx, gd, Lc = sub.step()
+    return dx, gd, None if Lc is None else (sub.sup.copy(), Lc), False
 
 
 def _newton(H: np.ndarray, c: np.ndarray, x: np.ndarray, beta: float, d: int,
-            steps: int = 20) -> int:
-    """Damped Newton on the support of ``x`` (in place); returns the steps taken."""
-    nrm = np.sqrt((x.reshape(-1, d) ** 2).sum(1))
-    sup = np.flatnonzero(nrm > 0)
-    k = len(sup)
-    if k == 0 or k * d > NEWTON_MAX:
-        return 0
+            Lb: np.ndarray, steps: int = 20, stop: float = 0.0,
+            eps: float = 0.0) -> tuple[int, tuple | None]:
+    """Damped active-set Newton on the support of ``x`` (in place).
+
+    Runs to rounding, or until a full step is taken after which the decrement
+    ``-grad . dx`` is predicted negligible: a Newton step whose decrement was at most
+    ``stop`` (quadratic convergence: the next one ~ its square), a second chord step in a
+    row whose decrement at its rate (vs the last one) predicts a next one below ``eps``.
+
+    Returns the steps taken and the last Cholesky factor with the rows it belongs to
+    (``(rows, L)``, for the path predictor; None if there is none).
+    """
+    sup = np.flatnonzero(_rows(x, d) > 0)
+    if len(sup) == 0 or len(sup) * d > NEWTON_MAX:
+        return 0, None
     cols = _cols(sup, d)
-    Hs, cs, xs = H[np.ix_(cols, cols)], c[cols], x[cols].copy()
-    ar, eye = np.arange(k), np.eye(d)
-
-    def f(v: np.ndarray) -> float:
-        return float(0.5 * v @ (Hs @ v) - cs @ v
-                     + beta * np.sqrt((v.reshape(k, d) ** 2).sum(1)).sum())
-
-    fx = f(xs)
-    done = 0
-    for _ in range(steps):
-        V = xs.reshape(k, d)
-        nr = np.sqrt((V ** 2).sum(1))
-        if (nr <= 0).any():
+    # the whole working set is in the support when it is dense: no copy of H needed
+    Hs = H if len(cols) == len(c) else H[np.ix_(cols, cols)]
+    Ls = np.where(Lb[sup] > 0, Lb[sup], 1.0)  # a zero token (a warm start's row): any step
+    sub = _Newton(Hs, c[cols], x[cols].copy(), sup, beta, d, Ls)
+    fx = sub.f(sub.xs)
+    done, last, fac, chord = 0, math.inf, None, False
+    while done < steps and len(sub.sup):
+        was_chord = chord
+        dx, gd, fac, chord = _direction(sub, fac, last, fx)
+        if dx is None or not gd < 0:  # converged to rounding: the gap is ~ sqrt(f - f*)
             break
-        U = V / nr[:, None]
-        grad = Hs @ xs - cs + beta * U.ravel()
-        Hess = Hs.copy()
-        Hess.reshape(k, d, k, d)[ar, :, ar, :] += (beta / nr)[:, None, None] * (
-            eye - U[:, :, None] * U[:, None, :])
-        dx = _solve_pd(Hess, grad)
-        if dx is None:
-            break
-        gd = float(grad @ dx)
-        if not gd < 0:  # converged to rounding: the gap is ~ sqrt(f - f*), so go all the way
-            break
-        t = 1.0
-        while t > 1e-12:
-            xn = xs + t * dx
-            fn = f(xn)
-            if fn <= fx + 1e-4 * t * gd:
+        hit = _to_boundary(sub, dx, gd, fx)
+        if hit is not None:
+            gone, sub.xs, fn = hit
+            sub.drop(gone)
+            improve, fx, fac = fx - fn, fn, None
+        else:
+            t, fn = _armijo(sub, dx, gd, fx)
+            if t == 0.0:
                 break
-            if -gd < 1e-12 * max(1.0, abs(fx)):
-                t = 0.0  # a full step that fails this close to the optimum: rounding
+            sub.xs = sub.xs + t * dx
+            improve, fx = fx - fn, fn
+            # Newton: the next decrement ~ its square; chord: ~ gd^2 / last, once the rate
+            # gd / last is a chord step's (the first one's says how good Newton was)
+            if t == 1.0 and (chord and was_chord and gd * gd <= eps * last
+                             or not chord and -gd <= stop):
+                done += 1
                 break
-            t *= 0.5
-        if t <= 1e-12:
-            break
-        improve = fx - fn
-        xs, fx = xn, fn
         done += 1
-        if improve <= 1e-15 * max(1.0, abs(fx)) or -gd < 1e-24:
+        last = -gd
+        # at rounding after a Newton step; a chord step, converging linearly, goes on
+        if not chord and (improve <= 1e-15 * max(1.0, abs(fx)) or -gd < 1e-24):
             break
-    x[cols] = xs
-    return done
+    x[cols] = 0.0
+    x[_cols(sub.sup, d)] = sub.xs
+    return done, fac
 
 
 def _anderson(hist: list[np.ndarray]) -> np.ndarray | None:
@@ -247,25 +413,34 @@ def _objective(c: np.ndarray, x: np.ndarray, Hx: np.ndarray, beta: float, d: int
 
 
 def _inner(H: np.ndarray, c: np.ndarray, x: np.ndarray, yy: float, beta: float, d: int,
-           Lb: np.ndarray, target: float, max_epochs: int) -> int:
-    """Solve the working-set problem to a duality gap ``<= target`` (in place); epochs used.
+           Lb: np.ndarray, target: float, max_epochs: int, stop: float = 0.0,
+           eps: float = 0.0) -> tuple[int, tuple | None]:
+    """Solve the working-set problem to a duality gap ``<= target`` (in place); epochs used
+    and the last Newton factor (``(rows, L)`` as :func:`_newton`, or None); ``stop`` and
+    ``eps`` go to :func:`_newton`.
 
-    BCD epochs; Newton on the support once it stops changing (at once when it is small);
-    otherwise Anderson extrapolation every 5 epochs, kept only if it lowers the objective.
+    BCD epochs; Newton on the support once it stops changing (at once when it is small,
+    without a first BCD epoch when the whole working set is support); otherwise Anderson
+    extrapolation every 5 epochs, kept only if it lowers the objective.
     """
     Hx = H @ x
     hist: list[np.ndarray] = []
-    prev = None
+    prev = fac = None
     for ep in range(1, max_epochs + 1):
-        _bcd_epoch(H, c, x, Hx, beta, d, Lb)
+        # a working set that is all support (the strong rule's, warm-started along a path)
+        # goes to Newton at once: a BCD epoch could only zero a row, as Newton's can
+        if ep > 1 or len(c) > 256 or not (_rows(x, d) > 0).all():
+            _bcd_epoch(H, c, x, Hx, beta, d, Lb)
         sup = (x.reshape(-1, d) != 0).any(1)
         k = int(sup.sum())
         if k and k * d <= NEWTON_MAX and (k * d <= 256 or (prev is not None
                                                             and (sup == prev).all())):
-            if _newton(H, c, x, beta, d):
+            steps, fac = _newton(H, c, x, beta, d, Lb, stop=stop, eps=eps)
+            if steps:
                 Hx = H @ x
                 hist.clear()
         else:
+            fac = None  # the factor is the last Newton's, at x
             hist.append(x.copy())
             if len(hist) == 6:
                 xa = _anderson(hist)
@@ -278,33 +453,78 @@ def _inner(H: np.ndarray, c: np.ndarray, x: np.ndarray, yy: float, beta: float, 
         g = c - Hx
         rr = max(yy - 2.0 * float(c @ x) + float(x @ Hx), 0.0)
         if _gap(x, g, rr, beta, d)[1] <= target:
-            return ep
-    return max_epochs
+            return ep, fac
+    return max_epochs, fac
 
 
 def _full(state: BcdState, x: np.ndarray, l: int) -> tuple[np.ndarray, float]:
     """``g = A^T (y - A x)`` and ``||y - A x||^2`` for output ``l`` (Gram form if available)."""
     des = state.des
+    if state.G is not None:  # NumPy: a few small products, torch's per-call cost dominates
+        Gx = state.G @ x
+        c = state.Atb[:, l]
+        return c - Gx, max(float(des.yy[l]) - 2.0 * float(c @ x) + float(x @ Gx), 0.0)
     xt = torch.from_numpy(x).to(des.A.device)
     if des.gram:
         Gx = des.G @ xt
         g = des.AtY[:, l] - Gx
         rr = float(des.yy[l] - 2 * (des.AtY[:, l] @ xt) + xt @ Gx)
     else:
-        r = des.Y[:, l] - des.A @ xt
-        g = des.A.T @ r
+        r, g = _residual(des.A, des.Y[:, l], xt)
         rr = float(r @ r)
         state.exact = (l, x.copy(), r, g)
     return g.cpu().numpy(), max(rr, 0.0)
 
 
-def _exact(state: BcdState, x: np.ndarray, l: int, beta: float) -> tuple[float, float]:
+def _exact(state: BcdState, x: np.ndarray, l: int, beta: float) -> tuple[float, float, float]:
+    """Primal, gap and dual scale at ``x`` from an exact pass over the data (kept in
+    ``state.exact`` for the certificate)."""
     des = state.des
-    xt = torch.from_numpy(x).to(des.A.device)
-    r = des.Y[:, l] - des.A @ xt
-    g = des.A.T @ r
+    r, g = _residual(des.A, des.Y[:, l], torch.from_numpy(x).to(des.A.device))
     state.exact = (l, x.copy(), r, g)
     return _gap(x, g.cpu().numpy(), float(r @ r), beta, des.d)
+
+
+def _residual(A: torch.Tensor, y: torch.Tensor,
+              x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``r = y - A x`` and ``A^T r`` in one sweep over blocks of rows of A: each block is
+    read from memory once and reused from the cache (two passes over A cost 20-40 % more
+    at N = 2000, p = 256, more on a busy machine)."""
+    N, p = A.shape
+    rows = max(1, EXACT_BLOCK // max(p, 1))
+    if A.device.type != "cpu" or rows >= N:
+        r = y - A @ x
+        return r, A.T @ r
+    r = torch.empty_like(y)
+    g = torch.zeros(p, dtype=A.dtype)
+    for i in range(0, N, rows):
+        Ai = A[i:i + rows]
+        ri = torch.sub(y[i:i + rows], Ai @ x, out=r[i:i + rows])
+        g.addmv_(Ai.T, ri)
+    return r, g
+
+
+def _predict(tan: Tangent | None, x: np.ndarray, beta: float, d: int) -> np.ndarray:
+    """Path predictor: ``x(beta) ~ x(b0) + (b0 - beta) Hess^{-1} U`` (``U``: the rows
+    ``x_k / ||x_k||``) from the answer at ``b0`` and its last Newton factor.
+
+    It is the tangent of the optimality condition ``H x - c + beta U(x) = 0`` on the
+    support, a Newton step for free (no new factorization).  Only when ``x`` is that
+    answer and no row would cross zero (a row leaving the support); else ``x`` as is.
+    """
+    if tan is None or tan.beta == beta or not np.array_equal(x, tan.x):
+        return x
+    if not np.array_equal(np.flatnonzero(_rows(x, d) > 0), tan.tokens):
+        return x
+    cols = _cols(tan.tokens, d)
+    xs = x[cols]
+    U = (xs.reshape(-1, d) / _rows(xs, d)[:, None]).ravel()
+    step = (tan.beta - beta) * _cho_solve(tan.L, U)
+    if not np.isfinite(step).all() or (_crossing(xs, step, d) < 1.0).any():
+        return x
+    out = x.copy()
+    out[cols] = xs + step
+    return out
 
 
 def solve_one(state: BcdState, l: int, beta: float, tol: float, share: float,
@@ -314,7 +534,20 @@ def solve_one(state: BcdState, l: int, beta: float, tol: float, share: float,
 
     ``x (p,)`` is the warm start, ``ws0`` tokens to put in the first working set (e.g. the
     strong rule along a path).  Returns x, inner epochs used, and whether it is certified.
+    The warm start goes through the path predictor when it is the previous answer.
     """
+    x = _predict(state.tangent.get(l), x, beta, state.des.d)
+    x, used, ok, fac = _descend(state, l, beta, tol, share, x, max_iter, ws0)
+    if fac is None:
+        state.tangent.pop(l, None)
+    else:
+        state.tangent[l] = Tangent(beta, x.copy(), *fac)
+    return x, used, ok
+
+
+def _descend(state: BcdState, l: int, beta: float, tol: float, share: float, x: np.ndarray,
+             max_iter: int, ws0: np.ndarray | None) -> tuple[np.ndarray, int, bool, tuple | None]:
+    """:func:`solve_one`'s loop; also returns the last Newton factor ``(tokens, L)``."""
     des = state.des
     n, d = des.n, des.d
     x = x.copy()
@@ -322,19 +555,20 @@ def solve_one(state: BcdState, l: int, beta: float, tol: float, share: float,
     screened = np.zeros(n, dtype=bool)
     ws_size = 8
     used = 0
+    fac = None
     aim = 0.5  # the Gram-form gap may be optimistic: aim below the target, confirm exactly
     W = None if ws0 is None else np.asarray(ws0, dtype=np.int64)
     while True:
         g, rr = _full(state, x, l)
-        prim, gap = _gap(x, g, rr, beta, d)
+        prim, gap, _ = _gap(x, g, rr, beta, d)
         target = share * tol * max(1.0, prim)
         if gap <= aim * target or used >= max_iter:
             if not des.gram:
-                return x, used, gap <= target
-            prim, gap_e = _exact(state, x, l, beta)
+                return x, used, gap <= target, fac
+            prim, gap_e, _ = _exact(state, x, l, beta)
             target = share * tol * max(1.0, prim)
             if gap_e <= target or used >= max_iter:
-                return x, used, gap_e <= target
+                return x, used, gap_e <= target, fac
             aim *= 0.1
         gn = np.sqrt((g.reshape(n, d) ** 2).sum(1))
         xn = np.sqrt((x.reshape(n, d) ** 2).sum(1))
@@ -350,7 +584,7 @@ def solve_one(state: BcdState, l: int, beta: float, tol: float, share: float,
         score[screened] = -np.inf
         free = int((~screened).sum())
         if free == 0:
-            return x, used, True  # every token is provably zero and x = 0
+            return x, used, True, None  # every token is provably zero and x = 0
         ws_size = min(free, max(ws_size, 2 * int(sup.sum())))
         if W is not None:  # a warm start's set (e.g. the strong rule along a path)
             extra = np.setdiff1d(W, np.flatnonzero(screened))
@@ -364,7 +598,14 @@ def solve_one(state: BcdState, l: int, beta: float, tol: float, share: float,
         xw = x[cols].copy()
         x[:] = 0.0
         inner_target = aim * target if gap <= 10 * aim * target else 0.3 * gap
-        used += _inner(H, c, xw, yy, beta, d, Lb, inner_target, max(1, max_iter - used))
+        stop = NEWTON_STOP * math.sqrt(aim * target * max(1.0, prim))
+        # the gap can be ~ sqrt(P (f - f*)) (the dual scale of the support rows): f - f*,
+        # about the decrement, is negligible below (gap target)^2 / P
+        eps = (aim * target) ** 2 / (100.0 * max(1.0, prim))
+        ep, f = _inner(H, c, xw, yy, beta, d, Lb, inner_target, max(1, max_iter - used), stop,
+                       eps)
+        used += ep
+        fac = None if f is None else (ws[f[0]], f[1])
         x[cols] = xw
         ws_size = min(free, 2 * ws_size)
 
@@ -405,8 +646,12 @@ def solve_bcd(des: Design, beta: float, *, tol: float, max_iter: int,
     ex = state.exact
     if c == 1 and ex and ex[0] == 0 and np.array_equal(ex[1], xs[:, 0]):
         r, g = ex[2][:, None], ex[3][:, None]  # the exact pass of the last check, at this x
+        # the same certificate as gap_terms, in NumPy (torch's per-call cost dominates here)
+        primal, gap, s1 = _gap(xs[:, 0], g[:, 0].cpu().numpy(), float(r[:, 0] @ r[:, 0]), beta,
+                               des.d)
+        s = torch.tensor([s1], dtype=des.A.dtype, device=des.A.device)
     else:
         r, g = exact_residual(des, x)
-    primal, gap, s = gap_terms(x, g, (r * r).sum(0), beta, des.n, des.d)
+        primal, gap, s = gap_terms(x, g, (r * r).sum(0), beta, des.n, des.d)
     converged = gap <= tol * max(1.0, abs(primal))
     return FistaOut(x, r, g, s, primal, gap, its, converged), state

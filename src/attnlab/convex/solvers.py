@@ -182,6 +182,7 @@ def _solve(des: Design, beta: float, *, X_ref: Any, vector: bool, dev: torch.dev
         cache = cache if cache is not None else {}
         out, cache["state"] = solve_bcd(des, beta, tol=tol, max_iter=max_iter, x0=x0,
                                         state=cache.get("state"), ws0=ws0)
+        cache["out"] = out  # the path's next warm start and strong rule, as the solver has them
     else:
         out = solve_fista(des, beta, tol=tol, max_iter=max_iter, x0=x0,
                           check_every=check_every)
@@ -316,23 +317,26 @@ def _path(X: Any, y: Any, vals: list[float], device: Any, gram: bool | None, t0:
     order = sorted(range(len(vals)), key=lambda i: -vals[i])
     out: list[ConvexFit | None] = [None] * len(vals)
     x0, ws0, cache = None, None, {}
-    n, c = des.n, des.Y.shape[1]
-    for i in order:
+    for pos, i in enumerate(order):
         res = _solve(des, vals[i], X_ref=X, vector=vector, dev=dev, x0=x0, t0=t0,
                      solver=solver, cache=cache, ws0=ws0, **kw)
         t0 = time.perf_counter()
-        x0 = _x0(res.Z, des, vector, dev)
         if solver == "bcd":
-            # strong rule (Tibshirani et al. 2012) for the next beta: tokens whose
-            # correlation ||A_k^T r|| is above 2 beta_next - beta enter the working set
-            cert = np.asarray(to_numpy(torch.as_tensor(res.certificate))).reshape(c, n)
-            s = res.extra["dual_scale"]
-            corr = cert / np.where(s > 0, s, 1.0)[:, None]  # ||A_k^T r||
-            nxt = [vals[j] for j in order if vals[j] < vals[i]]
-            if nxt:
-                ws0 = [np.flatnonzero(corr[l] >= 2 * nxt[0] - vals[i]) for l in range(c)]
+            x0 = cache["out"].x
+            nxt = next((vals[j] for j in order[pos + 1:] if vals[j] < vals[i]), None)
+            if nxt is not None:
+                ws0 = _strong_rule(cache["out"].g, des.n, des.d, vals[i], nxt)
+        else:
+            x0 = _x0(res.Z, des, vector, dev)
         out[i] = res
     return [r for r in out if r is not None]
+
+
+def _strong_rule(g: torch.Tensor, n: int, d: int, beta: float, nxt: float) -> list[np.ndarray]:
+    """Per output, the tokens whose correlation ``||A_k^T r||`` (``g = A^T r``, ``(p, c)``)
+    is at least ``2 nxt - beta`` (Tibshirani et al. 2012): the next beta's first working set."""
+    corr = to_numpy(g.view(n, d, -1).norm(dim=1).T)  # (c, n)
+    return [np.flatnonzero(row >= 2 * nxt - beta) for row in corr]
 
 
 @dataclass
