@@ -356,27 +356,76 @@ def test_cli_difficulty_writes_its_own_file(tmp_path):
     assert "pathfinder_n9" in json.loads((tmp_path / "summary.json").read_text())
 
 
+def test_cli_conv_preset_writes_its_own_file(tmp_path, monkeypatch):
+    """--config cpu_conv writes pathfinder_conv.npz beside pathfinder.npz (here with the
+    test sizes: the real preset trains for an hour) and lists it in summary.json."""
+    import attnlab.experiments.run as run_mod
+
+    tiny = get_config("pathfinder", "test", model=replace(
+        get_config("pathfinder", "test").model, stem="conv"), lr_grid=(1e-3,), n_val=16,
+        sweep_epochs=1)
+    monkeypatch.setattr(run_mod, "get_config", lambda *a, **k: tiny)
+    assert cli_main(["pathfinder", "--config", "cpu_conv", "--no-progress", "--seeds", "0",
+                     "--out", str(tmp_path)]) == 0
+    res = load_result(tmp_path / "pathfinder_conv.npz")
+    assert res.meta["config"]["model"]["stem"] == "conv"
+    assert "pathfinder_conv" in json.loads((tmp_path / "summary.json").read_text())
+    assert not (tmp_path / "pathfinder.npz").exists()
+
+
 def _plain(x):
     return json.loads(json.dumps(x))
 
 
-@pytest.mark.parametrize("task", ["imdb", "pathfinder", "pathfinder_n9", "pathfinder_n14"])
+# Model fields added after a stored run, with the default that reproduces that run's model.
+ADDED_MODEL_FIELDS = {"stem": "linear"}
+
+
+def _same_config(saved: dict, cfg) -> bool:
+    """The stored config equals ``cfg``'s, up to model fields added later at their default
+    (only when ``cfg`` has that default: a changed value still needs a rerun)."""
+    want = _plain(config_dict(cfg))
+
+    def fill(d: dict, w: dict, model: bool = False) -> dict:
+        d = dict(d)
+        for key, sub in d.items():
+            if isinstance(sub, dict) and isinstance(w.get(key), dict):
+                d[key] = fill(sub, w[key], model=key == "model")
+        for key, default in ADDED_MODEL_FIELDS.items() if model else ():
+            if key not in d and w.get(key) == default:
+                d[key] = default
+        return d
+
+    return fill(saved, want) == want
+
+
+def test_same_config_fills_only_defaults():
+    cfg = get_config("pathfinder", "cpu")
+    old = _plain(config_dict(cfg))
+    del old["model"]["stem"]
+    assert _same_config(old, cfg)
+    assert not _same_config(old, replace(cfg, model=replace(cfg.model, stem="conv")))
+
+
+@pytest.mark.parametrize("task", ["imdb", "pathfinder", "pathfinder_n9", "pathfinder_n14",
+                                  "pathfinder_conv"])
 def test_stored_cpu_runs_match_their_presets(task):
     """stored/cpu/<task>.npz was made by the "cpu" preset with the CLI (pathfinder_n<d>: the
-    same preset at contour length d, ``--difficulty d``): a changed preset without a rerun
-    fails here; summary.json agrees with the stored curves."""
+    same preset at contour length d, ``--difficulty d``; pathfinder_conv: the "cpu_conv"
+    preset): a changed preset without a rerun fails here; summary.json agrees with the
+    stored curves."""
     base = task.split("_")[0]
-    res, cfg = stored_result(task, "cpu"), get_config(base, "cpu")
-    if task != base:
+    preset = "cpu_conv" if task.endswith("_conv") else "cpu"
+    res, cfg = stored_result(task, "cpu"), get_config(base, preset)
+    if "_n" in task:
         d = int(task.split("_n")[1])
         cfg = replace(cfg, difficulty=d)
         assert f"--difficulty {d}" in res.meta["command"]
-    saved = {k: v for k, v in res.meta["config"].items()}
-    assert saved == _plain(config_dict(cfg))
+    assert _same_config(res.meta["config"], cfg)
     assert res.meta["seeds"] == list(cfg.seeds) and len(cfg.seeds) >= 5
     assert res.meta["command"].startswith(f"python -m attnlab.experiments.run {base} "
-                                          "--config cpu")
-    assert "--threads 1" in res.meta["command"]
+                                          f"--config {preset} ")
+    assert f"--threads {res.meta['threads']}" in res.meta["command"]
     assert res.meta["versions"]["torch"] and res.meta["wall_seconds"] > 0
     assert all(s == "completed" for v in res.meta["stop"].values() for s in v)
     summ = stored_summary("cpu")[task]
@@ -394,7 +443,7 @@ def test_stored_cpu_runs_match_their_presets(task):
 
 def test_stored_cpu_landscape_matches_its_preset():
     res, cfg = stored_result("landscape", "cpu"), get_config("landscape", "cpu")
-    assert res.meta["config"] == _plain(config_dict(cfg))
+    assert _same_config(res.meta["config"], cfg)
     assert res.meta["command"].startswith("python -m attnlab.experiments.run landscape "
                                           "--config cpu")
     imdb = stored_result("imdb", "cpu")  # stage 2 uses the steps the IMDB sweep chose
@@ -425,3 +474,37 @@ def test_difference_is_a_welch_interval():
                    "a", "b", "m")
     with pytest.raises(ValueError, match="level"):
         difference(res, "a", "b", "m", level=1.0)
+
+
+def test_conv_stem_sees_the_image_the_patches_were_cut_from():
+    from attnlab.experiments.models import ConvStem, unpatch
+    from attnlab.experiments.real_tasks import _patches
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    for k in (2, 4, 8):
+        img = unpatch(torch.as_tensor(_patches(images, k)), k)
+        np.testing.assert_array_equal(img[:, 0].numpy() * 255, images.astype(np.float32))
+        out = ConvStem(k)(torch.as_tensor(_patches(images, k)))
+        assert out.shape == (3, (32 // k) ** 2, 8 * k)
+    # a token of the stem's output is its own patch's region: changing one corner pixel
+    # moves tokens near that corner only (receptive field), never the opposite corner
+    stem = ConvStem(4).eval()
+    x = torch.as_tensor(_patches(images, 4))
+    x2 = x.clone()
+    x2[:, 0, 0] += 1.0
+    moved = (stem(x2) - stem(x)).abs().amax((0, 2)) > 0
+    assert moved[0] and not moved[-1]
+
+
+def test_conv_stem_model_and_validation():
+    cfg = ModelConfig(D=16, hidden=16, heads=2, head_dim=8, patch=4, stem="conv")
+    model = build_model(cfg, "gaussian", vocab=256, n_tokens=64, classes=2, seed=0,
+                        patch_dim=16)
+    assert model(torch.rand(5, 64, 16)).shape == (5, 2)
+    with pytest.raises(ValueError, match="stem"):
+        ModelConfig(stem="resnet")
+    with pytest.raises(ValueError, match="stem 'conv' needs image patches"):
+        ModelConfig(stem="conv")
+    with pytest.raises(ValueError, match="stem 'conv'"):
+        build_model(cfg, "softmax", vocab=256, n_tokens=64, classes=2, seed=0, patch_dim=9)

@@ -404,7 +404,8 @@ def _valid_experiments() -> dict[str, Callable[[], dict[str, Any]]]:
     res = _xp_result
     out |= {
         e + "ModelConfig": lambda: dict(D=8, hidden=8, heads=1, head_dim=4, layers=1,
-                                        dropout=0.1, pooling="mean", patch=0, pos_std=0.02),
+                                        dropout=0.1, pooling="mean", patch=0, pos_std=0.02,
+                                        stem="linear"),
         e + "TextConfig": _text_kw,
         e + "PathfinderConfig": _pf_kw,
         e + "SynthSentConfig": _ss_kw,

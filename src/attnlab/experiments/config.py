@@ -10,7 +10,8 @@ presets are long single-thread CPU runs, made once with the command line and sto
 book rather than run by every build: ``modular`` (p = 47 and 1e4 steps, long enough to show
 grokking, about 20 minutes), ``imdb`` (word tokens) and ``pathfinder`` (difficulty 6, patch
 tokens) with the paper's model, five seeds per kernel and a validation sweep of the step,
-and ``landscape`` (the two-stage landscape around the trained IMDB model).
+and ``landscape`` (the two-stage landscape around the trained IMDB model); ``cpu_conv``
+(``pathfinder`` only) puts a small convolutional stem in front of the same transformer.
 
 ``get_config(experiment, preset, **overrides)`` returns a validated frozen dataclass.
 """
@@ -31,9 +32,10 @@ __all__ = [
 ]
 
 EXPERIMENTS = ("imdb", "synthsent", "pathfinder", "landscape", "modular", "student_teacher")
-PRESETS = ("test", "short", "full", "cpu")  # "cpu": only some experiments define it
+PRESETS = ("test", "short", "full", "cpu", "cpu_conv")  # "cpu*": only some experiments
 CONVEX = "convex"  # the convex (input-independent) attention layer: not a kernel of the table
 KERNEL_CHOICES = (*KERNELS, CONVEX)
+STEMS = ("linear", "conv")
 
 # Upper bounds of the size fields: far above every preset, low enough that a mistyped size
 # is refused when the config is made, not after hours of data preparation.
@@ -67,6 +69,10 @@ class ModelConfig:
     into ``k x k`` patches, each a linearly embedded token (short CPU runs only).
     ``pos_std``: standard deviation of the initial learned positions (token embeddings
     start at PyTorch's default N(0, 1)); 0.02 is the book's default.
+    ``stem``: ``"linear"`` embeds each token (or patch) linearly; ``"conv"`` (patches only)
+    first passes the whole image through a small convolutional trunk
+    (:class:`attnlab.experiments.models.ConvStem`, "early convolutions", Xiao et al. 2021)
+    whose ``(32 / patch)^2`` output positions become the tokens.
     """
 
     D: int = 64
@@ -78,6 +84,7 @@ class ModelConfig:
     pooling: str = "mean"
     patch: int = 0
     pos_std: float = 0.02
+    stem: str = "linear"
 
     def __post_init__(self) -> None:
         for name in ("D", "hidden", "head_dim"):
@@ -90,6 +97,9 @@ class ModelConfig:
         if self.patch and 32 % self.patch:
             raise ValueError(f"patch must divide 32 (the Pathfinder side), got {self.patch}")
         check_real("pos_std", self.pos_std, min=0.0)
+        check_choice("stem", self.stem, STEMS)
+        if self.stem == "conv" and not self.patch:
+            raise ValueError("stem 'conv' needs image patches (patch > 0), got patch = 0")
 
 
 def _check_kernels(kernels: tuple[str, ...]) -> None:
@@ -414,6 +424,13 @@ def _presets() -> dict[str, dict[str, Any]]:
                      n_train=20_000, n_test=2000, optimizer="adam", lr=1e-3, batch_size=64,
                      epochs=16, evals_per_epoch=1, eval_train=500, lr_grid=(3e-4, 1e-3, 3e-3),
                      n_val=1000, sweep_train=8000, sweep_epochs=4, seeds=(0, 1, 2, 3, 4))
+    # "cpu_conv": the same protocol with a convolutional stem (8x8 patches -> 16 tokens of 64
+    # features, see ModelConfig.stem) in front of the paper's 2-layer transformer, no
+    # dropout, 40,000 images: with linear patch tokens ("cpu") every run stayed at chance.
+    pf_cpu_conv = replace(pf_cpu, model=ModelConfig(patch=8, pos_std=1.0, dropout=0.0,
+                                                    stem="conv"),
+                          n_train=40_000, epochs=8, evals_per_epoch=2, sweep_train=None,
+                          sweep_epochs=6)
     mod_short = ModularConfig(p=23, model=ModelConfig(D=32, hidden=128, heads=2, head_dim=16,
                                                       dropout=0.0, pooling="last"),
                               steps=600, eval_every=30, lr=3e-3, weight_decay=1.0,
@@ -436,7 +453,8 @@ def _presets() -> dict[str, dict[str, Any]]:
     return {
         "imdb": {"full": text_full, "short": text_short, "test": text_test, "cpu": text_cpu},
         "synthsent": {"full": ss_full, "short": ss_short, "test": ss_test},
-        "pathfinder": {"full": pf_full, "short": pf_short, "test": pf_test, "cpu": pf_cpu},
+        "pathfinder": {"full": pf_full, "short": pf_short, "test": pf_test, "cpu": pf_cpu,
+                       "cpu_conv": pf_cpu_conv},
         "landscape": {
             # stage 1 with Softmax's step and stage 2 with each kernel's step, as chosen by
             # the stored IMDB sweep (both 3e-3)
@@ -460,7 +478,8 @@ def _presets() -> dict[str, dict[str, Any]]:
 
 def get_config(experiment: str, preset: str = "short", **overrides: Any):
     """The ``preset`` (``"test"``, ``"short"``, ``"full"``; ``"cpu"`` for ``imdb``,
-    ``pathfinder``, ``landscape`` and ``modular``) config of ``experiment``.
+    ``pathfinder``, ``landscape`` and ``modular``; ``"cpu_conv"`` for ``pathfinder``) config
+    of ``experiment``.
 
     ``overrides`` replace fields (validated again), e.g. ``get_config("imdb", "short",
     epochs=2)``. Raises ``ValueError`` for an unknown experiment, preset or field.

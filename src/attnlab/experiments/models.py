@@ -30,7 +30,7 @@ from .._validate import check_bool, check_choice, check_instance, check_int
 from ..kernels import DEFAULT_KERNEL, KERNEL_TABLE, KERNELS, row_stochastic
 from .config import CONVEX, KERNEL_CHOICES, MAX_HEADS, MAX_WIDTH, ModelConfig
 
-__all__ = ["Attention", "TransformerClassifier", "build_model"]
+__all__ = ["Attention", "ConvStem", "TransformerClassifier", "build_model"]
 
 MAX_TOKENS = 1_000_000  # sequence length (learned positions: n_tokens x D)
 # Training batches whose attention tensor (B, H, n, n) holds more numbers than this keep no
@@ -104,6 +104,48 @@ class Attention(nn.Module):
         return self.out(o.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
 
 
+class ConvStem(nn.Module):
+    """Convolutional trunk that turns patch tokens into feature tokens (``stem = "conv"``).
+
+    The ``(B, n, k*k)`` patches are put back into the ``(B, 1, S, S)`` image (``S = k sqrt
+    n``); stage ``s = 0 .. log2 k`` runs two 3x3 conv-BatchNorm-ReLU layers with
+    ``8 * 2^s`` channels, a 2x2 max-pool between stages, so the output has one position
+    per patch: ``(B, n, 8 k)`` tokens. Local evidence (dashes, markers, their continuation)
+    is gathered by the convolutions, the long-range decision is left to attention
+    ("early convolutions", Xiao et al. 2021; a VGG-like trunk).
+    """
+
+    def __init__(self, patch: int) -> None:
+        super().__init__()
+        self.k = check_int("patch", patch, min=1, max=32)
+        if self.k & (self.k - 1):
+            raise ValueError(f"patch must be a power of 2 for the conv stem, got {patch}")
+        layers: list[nn.Module] = []
+        c_in = 1
+        for s in range(self.k.bit_length()):
+            if s:
+                layers.append(nn.MaxPool2d(2))
+            for _ in range(2):
+                layers += [nn.Conv2d(c_in, 8 << s, 3, padding=1, bias=False),
+                           nn.BatchNorm2d(8 << s), nn.ReLU()]
+                c_in = 8 << s
+        self.net = nn.Sequential(*layers)
+        self.out_channels = c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, n, k*k)`` patches -> ``(B, n, out_channels)``."""
+        return self.net(unpatch(x, self.k)).flatten(2).transpose(1, 2)
+
+
+def unpatch(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, n, k*k)`` row-major ``k x k`` patches of a square image -> ``(B, 1, S, S)``,
+    ``S = k sqrt(n)`` (the inverse of ``real_tasks._patches``)."""
+    B, n, _ = x.shape
+    g = math.isqrt(n)
+    img = x.reshape(B, g, g, k, k).permute(0, 1, 3, 2, 4)
+    return img.reshape(B, 1, g * k, g * k)
+
+
 class Block(nn.Module):
     """Pre-norm transformer block: attention and a ReLU FFN, each with a residual."""
 
@@ -149,8 +191,16 @@ class TransformerClassifier(nn.Module):
             raise ValueError(f"kernels must name one kernel per layer ({cfg.layers}), "
                              f"got {kernels}")
         self.cfg, self.kernels, self.pad_mask = cfg, kernels, bool(pad_mask)
-        if patch_dim:
-            self.embed: nn.Module = nn.Linear(patch_dim, cfg.D)
+        self.stem: ConvStem | None = None
+        if patch_dim and cfg.stem == "conv":
+            if patch_dim != cfg.patch**2 or math.isqrt(n_tokens) ** 2 != n_tokens:
+                raise ValueError(f"stem 'conv' needs square images of {cfg.patch}x{cfg.patch} "
+                                 f"patches: patch_dim {cfg.patch ** 2} and a square n_tokens, "
+                                 f"got patch_dim {patch_dim}, n_tokens {n_tokens}")
+            self.stem = ConvStem(cfg.patch)
+            self.embed: nn.Module = nn.Linear(self.stem.out_channels, cfg.D)
+        elif patch_dim:
+            self.embed = nn.Linear(patch_dim, cfg.D)
         else:
             self.embed = nn.Embedding(vocab, cfg.D)
         self.pos = nn.Parameter(cfg.pos_std * torch.randn(n_tokens, cfg.D))
@@ -172,7 +222,7 @@ class TransformerClassifier(nn.Module):
         mask = self._key_mask(x)
         if not x.is_floating_point():  # compact token ids (uint8/int16/int32) -> int64
             x = x.long()
-        h = self.embed(x) + self.pos[: x.shape[1]]
+        h = self.embed(x if self.stem is None else self.stem(x)) + self.pos[: x.shape[1]]
         ckpt = (self.training and torch.is_grad_enabled()
                 and x.shape[0] * self.cfg.heads * x.shape[1] ** 2 > CHECKPOINT_ELEMENTS)
         for block in blocks:

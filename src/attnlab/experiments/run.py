@@ -12,7 +12,8 @@ Examples::
 Writes ``<out>/<experiment>.npz`` (read it back with ``attnlab.experiments.load_result``;
 results shipped with the package with ``stored_result``), with the command, the versions
 and the wall time in its metadata. ``--difficulty`` runs Pathfinder's preset at another
-contour length and writes ``<out>/pathfinder_n<difficulty>.npz``. For ``imdb`` and
+contour length and writes ``<out>/pathfinder_n<difficulty>.npz``; ``pathfinder --config
+cpu_conv`` (a convolutional stem) writes ``<out>/pathfinder_conv.npz``. For ``imdb`` and
 ``pathfinder`` it also (re)writes
 ``<out>/summary.json`` from the results present in ``<out>`` (:func:`write_summary`).
 """
@@ -71,13 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, ValueError) as exc:
         ap.error(str(exc))
     name = args.experiment
+    if args.config == "cpu_conv":  # the convolutional-stem campaign, stored beside "cpu"'s
+        name = f"{name}_conv"
     if args.difficulty is not None:
         if args.experiment != "pathfinder":
             ap.error(f"--difficulty applies to pathfinder only, not {args.experiment}")
         if args.difficulty not in DIFFICULTIES:
             ap.error(f"--difficulty must be one of {DIFFICULTIES}, got {args.difficulty}")
         if args.difficulty != cfg.difficulty:
-            cfg, name = replace(cfg, difficulty=args.difficulty), f"pathfinder_n{args.difficulty}"
+            cfg = replace(cfg, difficulty=args.difficulty)
+            name = f"{name}_n{args.difficulty}"
     t0 = time.perf_counter()
     res = RUNNERS[args.experiment](cfg, device=args.device, seeds=args.seeds,
                                    progress=not args.no_progress, out=None)
