@@ -508,3 +508,21 @@ def test_conv_stem_model_and_validation():
         ModelConfig(stem="conv")
     with pytest.raises(ValueError, match="stem 'conv'"):
         build_model(cfg, "softmax", vocab=256, n_tokens=64, classes=2, seed=0, patch_dim=9)
+
+
+def test_conv_stem_receptive_field_is_what_a_pixel_reaches():
+    """The computed receptive field matches the measured one: perturb one pixel of the
+    image and see how far (in pixels of the output grid times its stride) tokens move."""
+    from attnlab.experiments.models import ConvStem
+
+    for k, want in ((1, 5), (2, 14), (4, 32), (8, 68)):
+        assert ConvStem(k).receptive_field == want
+    stem = ConvStem(4).eval()  # output grid 8 x 8, stride 4, receptive field 32
+    img = torch.zeros(1, 64, 16)
+    moved_img = img.clone()
+    moved_img[0, 0, 0] = 1.0  # pixel (0, 0)
+    moved = ((stem(moved_img) - stem(img)).abs().amax(-1) > 0).view(8, 8)
+    # a token at grid (i, j) covers pixels from 4 i - 14 (its centre minus half the field):
+    # pixel 0 reaches tokens with 4 i + 1.5 - 16 < 0.5, i.e. i <= 3
+    rows = moved.any(1).nonzero().ravel().tolist()
+    assert rows == [0, 1, 2, 3]

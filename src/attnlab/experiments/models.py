@@ -132,6 +132,18 @@ class ConvStem(nn.Module):
         self.net = nn.Sequential(*layers)
         self.out_channels = c_in
 
+    @property
+    def receptive_field(self) -> int:
+        """Side in pixels of the image region that one output token depends on (3x3
+        convolutions add 2 steps of the current stride, each 2x2 max-pool 1 and doubles it)."""
+        rf, jump = 1, 1
+        for m in self.net:
+            if isinstance(m, nn.Conv2d):
+                rf += (m.kernel_size[0] - 1) * jump
+            elif isinstance(m, nn.MaxPool2d):
+                rf, jump = rf + jump, 2 * jump
+        return rf
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (B, n, k*k)`` patches -> ``(B, n, out_channels)``."""
         return self.net(unpatch(x, self.k)).flatten(2).transpose(1, 2)
