@@ -110,9 +110,9 @@ class ConvStem(nn.Module):
     The ``(B, n, k*k)`` patches are put back into the ``(B, 1, S, S)`` image (``S = k sqrt
     n``); stage ``s = 0 .. log2 k`` runs two 3x3 conv-BatchNorm-ReLU layers with
     ``8 * 2^s`` channels, a 2x2 max-pool between stages, so the output has one position
-    per patch: ``(B, n, 8 k)`` tokens. Local evidence (dashes, markers, their continuation)
-    is gathered by the convolutions, the long-range decision is left to attention
-    ("early convolutions", Xiao et al. 2021; a VGG-like trunk).
+    per patch: ``(B, n, 8 k)`` tokens ("early convolutions", Xiao et al. 2021; a VGG-like
+    trunk). The first layers see a few pixels (dashes, markers); the last stage's receptive
+    field (:attr:`receptive_field`, 68 px for ``k = 8``) spans the whole 32 px image.
     """
 
     def __init__(self, patch: int) -> None:
