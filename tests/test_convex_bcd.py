@@ -59,8 +59,21 @@ def _adversarial():
 CASES = _adversarial()
 
 
+@pytest.fixture(params=["auto", "residual"])
+def form(request, monkeypatch):
+    """``auto``: the solver's own choice (Gram blocks at these sizes); ``residual``: every
+    working set in residual form, every support wider than 8 columns by Newton-CG at once."""
+    from attnlab.convex import bcd
+
+    if request.param == "residual":
+        monkeypatch.setattr(bcd, "RESIDUAL_RATIO", 1e9)
+        monkeypatch.setattr(bcd, "NEWTON_WIDE", 8)
+        monkeypatch.setattr(bcd, "CG_RENT", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bcd_matches_cvxpy(name):
+def test_bcd_matches_cvxpy(name, form):
     X, y, beta = CASES[name]
     if beta is None:
         beta = 0.05 * convex.beta_max(X, y)
@@ -85,7 +98,7 @@ def test_bcd_matches_cvxpy(name):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("tol", [1e-6, 1e-9])
-def test_certificate_never_looser_than_reported(name, tol):
+def test_certificate_never_looser_than_reported(name, tol, form):
     X, y, beta = CASES[name]
     if beta is None:
         beta = 0.05 * convex.beta_max(X, y)
@@ -292,6 +305,98 @@ def test_newton_chord_steps_reach_the_same_point(monkeypatch):
     assert np.abs(xa - xb).max() <= 1e-9 * np.abs(xs).max()
 
 
+def test_newton_stops_when_told_the_gap_is_reached():
+    """``done_at`` (the working set's gap in the solver) ends Newton after the first full
+    step it accepts; the answer is then the one-step point, which the caller certifies."""
+    from attnlab.convex import bcd
+
+    H, c, Lb, beta, xs, f = _subproblem(5, n=6, d=4, N=120, rho=0.9, frac=0.05)
+    x0 = xs * (1.0 + 0.02 * np.random.default_rng(1).standard_normal(xs.shape))
+    seen = []
+
+    def done(rows, v):
+        seen.append(f(bcd._scatter(rows, v, len(xs), 4)))
+        return True
+
+    xa, xb = x0.copy(), x0.copy()
+    assert bcd._newton(H, c, xa, beta, 4, Lb, done_at=done)[0] == 1
+    assert seen == [f(xa)] and f(xa) < f(x0)
+    assert bcd._newton(H, c, xb, beta, 4, Lb)[0] > 1
+    assert f(xb) <= f(xa)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.9])
+def test_wide_newton_waits_until_bcd_has_cost_a_factorization(monkeypatch, rho):
+    """A Newton system wider than NEWTON_WIDE is factored only after the BCD epochs on its
+    working set have cost (k d)^3 / 3 flops (2 (|W| d)^2 each here); the answer is the
+    one of Newton at once. With i.i.d. tokens BCD gets there first, without wide Newton."""
+    from attnlab.convex import bcd
+
+    X, y = _data(400, 8, 8, 3, rho=rho)
+    beta = 0.01 * convex.beta_max(X, y)
+    ref = convex.fit(X, y, beta, solver="bcd", tol=1e-10)  # 8 tokens x 8 = 64 <= NEWTON_WIDE
+    monkeypatch.setattr(bcd, "NEWTON_WIDE", 16)
+    monkeypatch.setattr(bcd, "EPOCH_TOKEN", 0.0)
+    events = []
+    step, epoch = bcd._Newton.step, bcd._bcd_epoch
+
+    def counted_step(self):
+        events.append(len(self.xs))
+        return step(self)
+
+    def counted_epoch(H, *args):
+        events.append("epoch")
+        return epoch(H, *args)
+
+    monkeypatch.setattr(bcd._Newton, "step", counted_step)
+    monkeypatch.setattr(bcd, "_bcd_epoch", counted_epoch)
+    out = convex.fit(X, y, beta, solver="bcd", tol=1e-10)
+    assert len(out.active) == 8 and out.rel_gap <= 1e-10
+    assert abs(out.primal - ref.primal) <= 1e-10 * ref.primal
+    wide = [i for i, e in enumerate(events) if e != "epoch" and e > 16]
+    if rho == 0.0:
+        assert not wide
+    else:
+        assert wide and events[:wide[0]].count("epoch") >= 64**3 / 3 / (2 * 64**2)
+
+
+def test_pcg_solves_a_positive_definite_system():
+    from attnlab.convex import bcd
+
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((80, 40))
+    M = B.T @ B + 0.1 * np.eye(40)
+    b = rng.standard_normal(40)
+    diag = np.diag(M).copy()
+    x = bcd._pcg(lambda v: M @ v, b, lambda v: v / diag, 1e-10, 500)
+    assert np.linalg.norm(M @ x - b) <= 1e-10 * np.linalg.norm(b)
+    x1 = bcd._pcg(lambda v: M @ v, b, lambda v: v / diag, 1e-10, 3)  # an early stop
+    assert np.linalg.norm(M @ x1 - b) > 1e-3 * np.linalg.norm(b)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_newton_cg_reaches_the_optimum_of_a_wide_correlated_support(seed):
+    """Newton-CG in residual form (Hessian-vector products, no Gram block) from a perturbed
+    optimum: a few steps to the optimum; a row that is 0 at the optimum, started nonzero,
+    is dropped on the way."""
+    from attnlab.convex import bcd
+
+    H, c, Lb, beta, xs, f = _subproblem(seed, n=12, d=6, N=50, rho=0.9, frac=0.02)
+    X, y = _data(50, 12, 6, seed, rho=0.9)
+    A = X.reshape(50, -1)
+    rows = np.linalg.norm(xs.reshape(-1, 6), axis=1)
+    assert (rows > 0).sum() * 6 > 50  # wider than the data is long: A_S^T A_S is singular
+    x = xs * (1.0 + 0.05 * np.random.default_rng(seed).standard_normal(xs.shape))
+    zero = np.flatnonzero(rows == 0)
+    if len(zero):
+        x[zero[0] * 6:(zero[0] + 1) * 6] = 1e-3 * rows.max()
+    steps = bcd._newton_cg(A, y, x, beta, 6)
+    assert 1 <= steps <= 15
+    assert f(x) - f(xs) <= 1e-12 * abs(f(xs))
+    if len(zero):
+        assert np.all(x[zero[0] * 6:(zero[0] + 1) * 6] == 0.0)
+
+
 @pytest.mark.parametrize("frac", [0.2, 0.05])
 def test_path_predictor_is_second_order(frac):
     """The predictor from the answer at b0 lands within ~(b0 - b1)^2 of the answer at b1
@@ -313,6 +418,33 @@ def test_path_predictor_is_second_order(frac):
     assert bcd._predict(state.tangent[0], other, b1, d) is other
     if frac == 0.2:
         assert bcd._predict(state.tangent[0], x0, 3 * b0, d) is x0
+
+
+@pytest.mark.parametrize("frac", [0.2, 0.05])
+def test_path_predictor_with_the_answer_before_is_third_order(frac):
+    """With the answer before it on the path (at b0 (1 + r)) the predictor's curvature term
+    makes its error third order in the step: halving r divides it by ~8, where the tangent
+    alone (second order) divides it by ~4 and the warm start by ~2."""
+    from dataclasses import replace
+
+    from attnlab.convex import bcd
+
+    X, y = _data(200, 5, 4, 0, rho=0.9)
+    N, n, d = X.shape
+    b0 = frac * convex.beta_max(X, y)
+    des = bcd.bcd_design(torch.tensor(X.reshape(N, -1)), torch.tensor(y)[:, None], n, d, True)
+    out, state = bcd.solve_bcd(des, b0, tol=1e-14, max_iter=1000)
+    x0, tan = out.x[:, 0].numpy(), state.tangent[0]
+    err = {}
+    for r in (0.05, 0.025):
+        x1, xp = (np.asarray(convex.fit(X, y, b, solver="bcd", tol=1e-14).Z).ravel()
+                  for b in (b0 * (1 - r), b0 * (1 + r)))
+        for name, t in (("tangent", replace(tan, prev=None)),
+                        ("curved", replace(tan, prev=(b0 * (1 + r), xp)))):
+            err[name, r] = np.linalg.norm(bcd._predict(t, x0, b0 * (1 - r), d) - x1)
+    assert 3.0 <= err["tangent", 0.05] / err["tangent", 0.025] <= 5.0
+    assert err["curved", 0.05] / err["curved", 0.025] >= 6.5
+    assert err["curved", 0.05] <= 0.15 * err["tangent", 0.05]
 
 
 def test_path_uses_the_predictor_and_matches_fits(monkeypatch):

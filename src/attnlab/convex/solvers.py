@@ -109,6 +109,10 @@ def _package(x: torch.Tensor, des: Design, beta: float, *, X_ref: Any, vector: b
     if r is None or g is None or s is None:
         r, g = exact_residual(des, x)
         _, _, s = gap_terms(x, g, (r * r).sum(0), beta, n, d)
+    if x.device.type == "cpu":  # NumPy: a dozen small products, torch's per-call cost dominates
+        return _package_np(x.numpy(), r.numpy(), g.numpy(), s.numpy(), des, beta,
+                           X_ref=X_ref, vector=vector, solver=solver, iterations=iterations,
+                           t0=t0, converged=converged, active_tol=active_tol)
     lam = r * s
     cert = (g * s).view(n, d, c).norm(dim=1).T  # (c, n): ||A_k^T lam||
     primal = float(0.5 * (r * r).sum() + beta * x.view(n, d, c).norm(dim=1).sum())
@@ -127,6 +131,37 @@ def _package(x: torch.Tensor, des: Design, beta: float, *, X_ref: Any, vector: b
         converged=converged, device=str(device),
         extra={"prep_seconds": des.seconds, "gram": des.gram,
                "dual_scale": to_numpy(s).copy()},
+    )
+
+
+def _package_np(x: np.ndarray, r: np.ndarray, g: np.ndarray, s: np.ndarray, des: Design,
+                beta: float, *, X_ref: Any, vector: bool, solver: str, iterations: int,
+                t0: float, converged: bool, active_tol: float) -> ConvexFit:
+    """:func:`_package` in NumPy for CPU tensors (the same quantities, the same order)."""
+    n, d, c = des.n, des.d, des.Y.shape[1]
+    lam = r * s
+    cert = np.sqrt(((g * s).reshape(n, d, c) ** 2).sum(1)).T  # (c, n): ||A_k^T lam||
+    Z3 = np.ascontiguousarray(x.reshape(n, d, c).transpose(2, 0, 1))  # (c, n, d)
+    norms = np.sqrt((Z3 * Z3).sum(2))  # (c, n)
+    primal = float(0.5 * (r * r).sum() + beta * norms.sum())
+    dual = float((lam * des.Y.numpy()).sum() - 0.5 * (lam * lam).sum())
+    top = float(norms.max()) if norms.size else 0.0
+    act = [np.flatnonzero(row > active_tol * top) if top > 0 else np.zeros(0, dtype=np.int64)
+           for row in norms]
+    def back(a: np.ndarray) -> Array:  # as :func:`like`: the kind (and device) of X_ref
+        if isinstance(X_ref, np.ndarray):
+            return a
+        t = torch.from_numpy(a)
+        return t.to(X_ref.device) if isinstance(X_ref, torch.Tensor) else t
+
+    gap = primal - dual
+    return ConvexFit(
+        Z=back(Z3 if vector else Z3[0]), primal=primal, dual=dual,
+        lam=back(lam if vector else np.ascontiguousarray(lam[:, 0])),
+        gap=gap, rel_gap=gap / max(1.0, abs(primal)), active=act if vector else act[0],
+        iterations=iterations, seconds=time.perf_counter() - t0, solver=solver, beta=beta,
+        certificate=back(cert if vector else cert[0]), converged=converged, device="cpu",
+        extra={"prep_seconds": des.seconds, "gram": des.gram, "dual_scale": s.copy()},
     )
 
 
