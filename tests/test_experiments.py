@@ -299,7 +299,13 @@ def test_sweep_shared_step_and_summary(tmp_path):
     perf = res.meta["perf"]
     assert perf["train_tokens_per_s"] > 0 and 0 <= perf["batch_share"] < 1
     assert res.meta["versions"]["torch"] == torch.__version__
-    res.save(tmp_path / "pathfinder.npz")
+    import os
+
+    umask = os.umask(0o022)  # a result gets the usual permissions, not mkstemp's 0600
+    try:
+        assert res.save(tmp_path / "pathfinder.npz").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)
     summ = json.loads(write_summary(tmp_path).read_text())
     assert set(summ) == {"pathfinder"}
     g = summ["pathfinder"]["gaussian-shared"]

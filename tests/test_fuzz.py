@@ -623,6 +623,7 @@ def _valid() -> dict[str, Callable[[], dict[str, Any]]]:
         d + "draw_history": lambda: dict(axes=_axes(), series=_svg_series()),
         d + "phase_color_range": lambda: dict(values=np.array([[-1.0, 0.5], [0.2, -3.0]])),
         # stats
+        "attnlab.stats.chance_bound": lambda: dict(n=2000, n_se=4.0, chance=0.5),
         "attnlab.stats.count": lambda: dict(success=np.array([True, False, True])),
         "attnlab.stats.spread": lambda: dict(values=np.array([1.0, 2.0, 3.0]), q=0.25),
         "attnlab.stats.wilson_interval": lambda: dict(k=3, n=10, level=0.95),
@@ -751,6 +752,7 @@ VALID_BY_DESIGN: dict[str, dict[str, set[str]]] = {
     "attnlab.stats.spread": {"values": {"list", "extra_axis"}, "q": {"zero"}},  # min, max
     "attnlab.widgets.svg_curves": {"title": {"bogus_choice"}, "xmax": {"zero"}},  # any title
     "attnlab.stats.wilson_interval": {"k": {"zero"}, "n": {"huge"}},  # 0 successes; any n
+    "attnlab.stats.chance_bound": {"n": {"huge"}, "n_se": {"zero"}},  # 0 errors: chance
     "attnlab.dynamics.per_step_factor": {"loss": {"nan_array", "inf_array", "neginf_array"},
                                          "window": {"huge"}, "tiny": {"zero"}},
     "attnlab.dynamics.phase_color_range": {"values": {"nan_array", "inf_array",

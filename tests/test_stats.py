@@ -45,3 +45,18 @@ def test_claim_raises_with_the_sentence_and_values():
         claim(False, "the Gaussian wins", k=3)
     with pytest.raises(TypeError, match="condition"):
         claim(np.array([True, True]), "ambiguous")
+
+
+def test_chance_bound_is_n_se_binomial_errors_above_chance():
+    from attnlab.stats import chance_bound
+
+    assert chance_bound(2000) == pytest.approx(0.5 + 4 * 0.5 / np.sqrt(2000))
+    assert chance_bound(100, n_se=2.0, chance=0.1) == pytest.approx(0.1 + 2 * 0.03)
+    # a guessing classifier stays below the bound: 20,000 simulated test sets of 500 examples
+    acc = np.random.default_rng(0).binomial(500, 0.5, size=20_000) / 500
+    assert np.mean(acc > chance_bound(500)) < 1e-3
+    assert np.mean(acc > chance_bound(500, n_se=1.0)) == pytest.approx(0.16, abs=0.02)
+    with pytest.raises(ValueError, match="chance must be < 1"):
+        chance_bound(10, chance=1.0)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        chance_bound(0)

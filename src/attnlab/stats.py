@@ -16,7 +16,7 @@ import numpy as np
 
 from ._validate import check_float_array, check_int, check_real
 
-__all__ = ["Count", "Spread", "count", "spread", "wilson_interval"]
+__all__ = ["Count", "Spread", "chance_bound", "count", "spread", "wilson_interval"]
 
 # Two-sided standard-normal quantiles for the levels the book uses.
 _Z = {0.90: 1.6448536269514722, 0.95: 1.959963984540054, 0.99: 2.5758293035489004}
@@ -40,6 +40,21 @@ def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     # Exact ends at k = 0 and k = n (rounding would put them a hair off 0 or 1).
     return (0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half))
+
+
+def chance_bound(n: int, n_se: float = 4.0, chance: float = 0.5) -> float:
+    """Accuracy ``n_se`` standard errors above ``chance`` on ``n`` test examples.
+
+    A classifier that guesses has accuracy ``chance +- sqrt(chance (1 - chance) / n)``; a
+    final test accuracy above ``chance + n_se`` of those errors has "left chance" (for
+    ``n = 2000`` at 0.5 and four errors: 0.545).
+    """
+    n = check_int("n", n, min=1)
+    n_se = check_real("n_se", n_se, min=0.0)
+    chance = check_real("chance", chance, min=0.0, max=1.0, strict_min=True)
+    if chance >= 1.0:
+        raise ValueError(f"chance must be < 1, got {chance}")
+    return chance + n_se * math.sqrt(chance * (1.0 - chance) / n)
 
 
 @dataclass(frozen=True)

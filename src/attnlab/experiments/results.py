@@ -58,7 +58,8 @@ class Result:
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``path`` (``.npz`` added if missing) atomically: to a temporary file in the
         same folder, then renamed, so an interrupted save never leaves a truncated result.
-        Returns the file path."""
+        The file gets the usual permissions (0666 less the umask), not the temporary
+        file's 0600. Returns the file path."""
         p = Path(path)
         if p.suffix != ".npz":
             p = p.with_name(p.name + ".npz")
@@ -70,6 +71,10 @@ class Result:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez_compressed(f, **self.arrays, **{_META: np.array(meta)})
+            # mkstemp makes the file private (0600); a result is a shared file like any other
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, p)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
