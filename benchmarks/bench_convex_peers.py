@@ -138,6 +138,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--cvxpy-max-p", type=int, default=256,
                     help="skip cvxpy above this many features (n d)")
+    ap.add_argument("--skip", nargs="+", default=[], choices=list(SOLVERS),
+                    help="solvers not to run (e.g. 'attnlab FISTA' at n = d = 64, where it "
+                         "takes minutes per cell)")
     args = ap.parse_args()
     side = args.sizes or ((16, 32) if args.quick else (16, 32, 64))
     sizes = [(N, s, s) for N in (1000, 2000) for s in side]
@@ -162,7 +165,8 @@ def main() -> None:
                     beta = frac * bm
                     cells, times = [], {}
                     for name, fn in SOLVERS.items():
-                        if name.startswith("cvxpy") and n * d > args.cvxpy_max_p:
+                        if (name.startswith("cvxpy") and n * d > args.cvxpy_max_p
+                                or name in args.skip):
                             cells.append("skipped")
                             continue
                         t, gap = time_to_gap(fn, X, y, A, beta, target, d, args.repeats,

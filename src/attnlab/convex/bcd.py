@@ -25,7 +25,7 @@ Pieces (each standard; El Ghaoui et al. 2012, Fercoq et al. 2015, Massias et al.
   optimum of a wide system it reuses its last factorization (chord steps).  A system wider
   than ``NEWTON_WIDE`` is factored only once BCD on its working set has cost as much as one
   factorization (with i.i.d. tokens BCD with Anderson steps usually finishes first).
-- **Residual form** for working sets wider than the data is long (``N < |W| d / 2``, no
+- **Residual form** for working sets wider than the data is long (``N < |W| d``, no
   Gram matrix): BCD on the residual ``r = y - A_W x`` (``4 N |W| d`` flops per epoch,
   where forming the Gram block alone costs ``N (|W| d)^2``), and on a wide support a
   **Newton-CG** step: conjugate gradients with Hessian-vector products and a
@@ -68,7 +68,8 @@ INNER_SHRINK = 0.3  # a working set is solved to this times the outer gap (celer
 # ... in residual form: each outer step is an exact pass over all of A, worth fewer of them
 # (n = d = 64, N = 1000, i.i.d., 0.1 beta_max: 0.28 s against 0.74 s with 0.3)
 RESIDUAL_SHRINK = 0.1
-RESIDUAL_RATIO = 0.5  # working sets with N < this * |W| d: residual form (no Gram block)
+RESIDUAL_RATIO = 1.0  # working sets with N < this * |W| d: residual form (no Gram block)
+GRAM_FLOPS = 2e9  # ... unless the working set is the whole problem and its Gram this cheap
 EPOCH_TOKEN = 5e5  # the cost of a BCD epoch per token beyond its products, in flops (Python)
 NEWTON_STOP = 1e-5  # Newton stops after a decrement <= this * sqrt(gap target * max(1, P))
 DROP_SLACK = 1e-3  # a row Newton pushes through 0 is dropped if ||grad_k|| <= beta (1 + this)
@@ -647,9 +648,10 @@ def _newton_cg(AW: np.ndarray, y: np.ndarray, x: np.ndarray, beta: float, d: int
 def _inner_r(AW: np.ndarray, y: np.ndarray, x: np.ndarray, beta: float, d: int,
              Lb: np.ndarray, target: float, max_epochs: int, stop: float = 0.0,
              eps: float = 0.0, final: float = 0.0) -> tuple[int, tuple | None]:
-    """:func:`_inner` in residual form, for working sets wider than the data is long
-    (``N < |W| d``: a Gram block would cost more than the whole solve). ``AW (N, |W| d)``;
-    Newton runs on the support's Gram block, formed only then (``N (k d)^2`` flops)."""
+    """:func:`_inner` in residual form, for working sets wide against the data's length
+    (``N < RESIDUAL_RATIO |W| d``: the Gram block, ``N (|W| d)^2`` flops, would cost more
+    than the solve). ``AW (N, |W| d)``. A support of at most ``NEWTON_WIDE`` columns gets
+    Newton on its Gram block (formed only then); a wider one Newton-CG."""
     N, m = AW.shape[0], AW.shape[1] // d
 
     def resid(v: np.ndarray) -> np.ndarray:
@@ -815,11 +817,15 @@ def solve_one(state: BcdState, l: int, beta: float, tol: float, share: float,
     return x, used, ok
 
 
-def _residual_form(des: Design, width: int) -> bool:
+def _residual_form(des: Design, width: int, whole: bool = False) -> bool:
     """Whether a working set of ``width`` columns is solved in residual form: on the CPU,
-    without a Gram matrix, when the data is shorter than ``RESIDUAL_RATIO`` times it."""
-    return (not des.gram and des.A.device.type == "cpu"
-            and des.A.shape[0] < RESIDUAL_RATIO * width)
+    without a Gram matrix, when the data is shorter than ``RESIDUAL_RATIO`` times it; not
+    when it is the ``whole`` problem and its Gram matrix costs at most ``GRAM_FLOPS`` (there
+    Newton on the exact Hessian wins: n = d = 32, N = 1000, correlated tokens)."""
+    N = des.A.shape[0]
+    if des.gram or des.A.device.type != "cpu" or N >= RESIDUAL_RATIO * width:
+        return False
+    return not (whole and N * width**2 <= GRAM_FLOPS)
 
 
 def _descend(state: BcdState, l: int, beta: float, tol: float, share: float, x: np.ndarray,
@@ -872,7 +878,7 @@ def _descend(state: BcdState, l: int, beta: float, tol: float, share: float, x: 
         cols = _cols(ws, d)
         xw = x[cols].copy()
         x[:] = 0.0
-        resid = _residual_form(des, len(cols))
+        resid = _residual_form(des, len(cols), whole=len(ws) == n)
         shrink = RESIDUAL_SHRINK if resid else INNER_SHRINK
         inner_target = aim * target if gap <= 10 * aim * target else shrink * gap
         stop = NEWTON_STOP * math.sqrt(aim * target * max(1.0, prim))
