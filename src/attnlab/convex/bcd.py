@@ -146,9 +146,8 @@ class BcdState:
         key = tuple(int(k) for k in W)
         if self.last and self.last[0] == ("cols",) + key:
             return self.last[1], self.last[2]
-        A, n, d = self.des.A, self.des.n, self.des.d
-        N = A.shape[0]
-        AW = A.numpy().reshape(N, n, d)[:, list(key)].reshape(N, -1)
+        N, d = self.des.A.shape[0], self.des.d
+        AW = self._columns(list(key)).numpy()
         todo = [i for i, k in enumerate(key) if k not in self.lips]
         if todo:
             # (t, N, d) contiguous: a strided batch would miss BLAS (100x slower)
@@ -220,18 +219,21 @@ def _bcd_epoch(H: np.ndarray, c: np.ndarray, x: np.ndarray, Hx: np.ndarray, beta
             continue  # a zero token: its row stays 0
         a, b = j * d, (j + 1) * d
         xj = x[a:b]
-        z = xj + (c[a:b] - Hx[a:b]) / L
-        nz = math.sqrt(float(z @ z))
-        thr = beta / L
-        if nz <= thr:
-            if not xj.any():
-                continue
-            new = np.zeros(d)
-        else:
-            new = z * (1.0 - thr / nz)
+        new = _prox_row(xj, xj + (c[a:b] - Hx[a:b]) / L, beta / L)
+        if new is None:
+            continue
         delta = new - xj
         x[a:b] = new
         Hx += delta @ H[a:b]
+
+
+def _prox_row(xj: np.ndarray, z: np.ndarray, thr: float) -> np.ndarray | None:
+    """The block soft-threshold of ``z`` at ``thr`` (the row's new value), or None when the
+    row is 0 and stays 0 (nothing to update)."""
+    nz = math.sqrt(float(z @ z))
+    if nz <= thr:
+        return None if not xj.any() else np.zeros(len(z))
+    return z * (1.0 - thr / nz)
 
 
 def _cho_solve(L: torch.Tensor, v: np.ndarray) -> np.ndarray:
@@ -539,15 +541,9 @@ def _bcd_epoch_r(AW: np.ndarray, r: np.ndarray, x: np.ndarray, beta: float, d: i
             continue
         a, b = j * d, (j + 1) * d
         Aj, xj = AW[:, a:b], x[a:b]
-        z = xj + (r @ Aj) / L
-        nz = math.sqrt(float(z @ z))
-        thr = beta / L
-        if nz <= thr:
-            if not xj.any():
-                continue
-            new = np.zeros(d)
-        else:
-            new = z * (1.0 - thr / nz)
+        new = _prox_row(xj, xj + (r @ Aj) / L, beta / L)
+        if new is None:
+            continue
         r -= Aj @ (new - xj)
         x[a:b] = new
 
