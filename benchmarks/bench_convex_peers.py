@@ -2,7 +2,7 @@
 
 Run (one thread; the peers are the optional ``bench`` extra: celer, adelie, skglm)::
 
-    python benchmarks/bench_convex_peers.py [--quick] [--gaps 1e-6 1e-8] [--big]
+    python benchmarks/bench_convex_peers.py [--quick] [--gaps 1e-6 1e-8] [--big] [--Ns 1000 2000]
 
 Solvers: attnlab FISTA (``solver="fista"``), attnlab BCD (``solver="bcd"``), celer
 ``GroupLasso``, adelie ``grpnet`` (per-group penalty ones, one lambda), skglm ``GroupLasso``,
@@ -133,6 +133,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=None,
                     help="n = d values (overrides --quick)")
     ap.add_argument("--big", action="store_true", help="add N = 10^5, n = d = 16")
+    ap.add_argument("--Ns", type=int, nargs="+", default=[1000, 2000],
+                    help="N values for every size (e.g. --Ns 100000 --sizes 32)")
     ap.add_argument("--gaps", type=float, nargs="+", default=[1e-6, 1e-8])
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.1, 0.01])
     ap.add_argument("--repeats", type=int, default=1)
@@ -143,7 +145,7 @@ def main() -> None:
                          "takes minutes per cell)")
     args = ap.parse_args()
     side = args.sizes or ((16, 32) if args.quick else (16, 32, 64))
-    sizes = [(N, s, s) for N in (1000, 2000) for s in side]
+    sizes = [(N, s, s) for N in args.Ns for s in side]
     if args.big:
         sizes.append((100_000, 16, 16))
     Xw, yw = planted(60, 4, 3, 0, 0.0)  # warm-up: imports, numba/JIT compilation (skglm)
