@@ -14,12 +14,15 @@ import torch
 import attnlab.device as attnlab_device
 from attnlab import available_devices
 from attnlab.dynamics import (
+    LR_RULES,
     RunConfig,
     config_problems,
     dashboard_log_every,
+    make_problem,
     phase_diagram,
     resolve_device,
     run_config,
+    step_sizes,
 )
 from attnlab.widgets import Dashboard, dashboard, phase_explorer
 
@@ -180,6 +183,23 @@ def test_auto_lr_is_allowed_for_W_V_only():
     assert not d.train_button.disabled
     res = d.run()
     assert res.config.lr is None and res.history.lr[0] > 0
+
+
+def test_the_step_rule_control_gives_each_kernel_its_curvature_step():
+    d = small_dash(kernel="both", train=("W_Q",), lr=1.0)
+    assert [v for _, v in d.lr_rule.options] == list(LR_RULES)
+    fixed = d.run().history.lr
+    assert fixed[0] == fixed[1] == 1.0 and d.lr.description == "learning rate"
+    d.lr_rule.value = "curvature"
+    assert d.config().lr_rule == "curvature" and d.lr.description.startswith("c ")
+    res = d.run()
+    cfg = res.config.replace(kernel="softmax")
+    for i, k in enumerate(res.config.kernels):  # lr / lambda_max(J_0 J_0^T) of each kernel
+        prob = make_problem(cfg.replace(kernel=k))
+        assert res.history.lr[i] == pytest.approx(step_sizes(prob)[0], rel=1e-12)
+    assert res.history.lr[0] != pytest.approx(res.history.lr[1], rel=1e-3)
+    d.train_toggles["W_Q"].value, d.train_toggles["W_V"].value = False, True
+    assert d.train_button.disabled and "curvature in W_Q" in d.status.value
 
 
 def test_W_O_trains_with_the_output_projection():
@@ -447,7 +467,8 @@ def test_the_control_table_round_trips_every_config_field_it_names():
         cfg = d.config().replace(
             init_scale=float(10 ** rng.uniform(-3, 2)), D=int(rng.integers(0, 2000)),
             kernel=str(rng.choice(KERNEL_CHOICES)), data=str(rng.choice(DATA_CHOICES)),
-            train=train, lr=lr, steps=steps, seed=int(rng.integers(-2, 1000)),
+            train=train, lr=lr, lr_rule=str(rng.choice(LR_RULES)), steps=steps,
+            seed=int(rng.integers(-2, 1000)),
             log_every=dashboard_log_every(steps))
         d.set_config(cfg)
         assert d.config() == cfg
@@ -521,6 +542,7 @@ class _Machine:
             "init_scale": [0.05, 0.3, 1.0, 3.0, 50.0], "D": [0, -3, 1, 2, 8, 5000],
             "kernel": list(KERNEL_CHOICES), "data": list(DATA_CHOICES),
             "lr": [1e-4, 0.01, 0.5, 5.0, 1e3], "lr_auto": [True, False],
+            "lr_rule": list(LR_RULES),
             "steps": [0, 1, 3, 12, 40], "seed": [-1, 0, 7], "device": list(self.d.device.options),
         }
         self.matrices = MATRICES

@@ -27,6 +27,7 @@ from ..device import available_devices
 from ..dynamics import (
     D_MAX,
     DATA_CHOICES,
+    LR_RULES,
     MATRICES,
     STEPS_MAX,
     RunConfig,
@@ -45,6 +46,7 @@ __all__ = ["CONTROLS", "Control", "Dashboard", "dashboard"]
 
 _WIDE = {"description_width": "110px"}
 _DATA_LABELS = {"random": "random targets", "teacher": "teacher"}
+_RULE_LABELS = {"fixed": "lr as set", "curvature": "lr / λ_max(J₀J₀ᵀ)"}
 
 
 def kernel_options() -> list[tuple[str, str]]:
@@ -54,6 +56,11 @@ def kernel_options() -> list[tuple[str, str]]:
 
 def data_options() -> list[tuple[str, str]]:
     return [(_DATA_LABELS.get(c, c), c) for c in DATA_CHOICES]
+
+
+def step_rule_options() -> list[tuple[str, str]]:
+    """(label, name) of every step rule of :class:`RunConfig` (``lr_rule``)."""
+    return [(_RULE_LABELS.get(r, r), r) for r in LR_RULES]
 
 
 def _make_bar(total: int, desc: str) -> tuple[Any, W.Widget | None]:
@@ -267,10 +274,13 @@ CONTROLS: tuple[Control, ...] = (
     Control("lr", LogSlider("learning rate", -3, 2, 0.5, 0.05), "lr", float, _skip_none, 4),
     Control("lr_auto", Checkbox("auto 1/σ_max(C)² (W_V only)"), "lr",
             lambda on: None if on else _SKIP, lambda lr: lr is None, 4),
-    Control("steps", IntBox("steps", lo=1, hi=STEPS_MAX), "steps", int, int, 5),
-    Control("seed", IntBox("seed", width="150px", wide=False), "seed", int, int, 5),
+    # "curvature": the slider's lr is the constant c of c / lambda_max(J_0 J_0^T), one step
+    # per kernel, so that "both" compares the kernels each with its own step
+    Control("lr_rule", Choice("step rule", step_rule_options, "150px"), "lr_rule", line=5),
+    Control("steps", IntBox("steps", lo=1, hi=STEPS_MAX), "steps", int, int, 6),
+    Control("seed", IntBox("seed", width="150px", wide=False), "seed", int, int, 6),
     # a lambda, so that a patched ``available_devices`` of this module is seen
-    Control("device", Dropdown("device", lambda: available_devices()), "device", line=5),
+    Control("device", Dropdown("device", lambda: available_devices()), "device", line=6),
 )
 
 
@@ -280,7 +290,7 @@ class Dashboard:
 
     Attributes are the controls of :data:`CONTROLS` (``init_scale``, ``D``, ``kernel``,
     ``data``, ``train_toggles`` (dict matrix -> ToggleButton), ``lr``, ``lr_auto``,
-    ``steps``, ``seed``, ``device``), the buttons (``train_button``, ``stop_button``,
+    ``lr_rule``, ``steps``, ``seed``, ``device``), the buttons (``train_button``, ``stop_button``,
     ``reset_button``), the outputs (``plot``, ``status``, ``progress``) and ``widget`` (the
     whole layout; the dashboard also displays itself). ``result`` holds the last
     :class:`RunResult`.
@@ -421,6 +431,9 @@ class Dashboard:
             cfg = self.config()
             self._mark_D(cfg)
             self.lr.disabled = self.lr_auto.value
+            # under the curvature rule the slider sets the constant c, not the step itself
+            self.lr.description = "c (of c/λ_max)" if cfg.lr_rule == "curvature" \
+                else "learning rate"
             problems = config_problems(cfg, d_max=self.d_max)
             self.train_button.disabled = self._running or bool(problems)
             self.stop_button.disabled = not self._running
