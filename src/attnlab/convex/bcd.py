@@ -112,19 +112,18 @@ class BcdState:
         n, d = des.n, des.d
         if des.gram:
             blocks = torch.stack([des.G[k * d:(k + 1) * d, k * d:(k + 1) * d] for k in range(n)])
-            sigma = torch.linalg.eigvalsh(blocks)[:, -1].clamp_min(0).sqrt()
+            sigma = torch.linalg.eigvalsh(blocks)[:, -1].clamp_min(0).sqrt().cpu().numpy()
             Atb = des.AtY
         else:
             # the Frobenius norm bounds the spectral norm: the rule stays safe
             if des.A.device.type == "cpu":  # NumPy's column sums: 3x torch's two-axis norm
                 An = des.A.numpy()
-                sigma = torch.from_numpy(np.sqrt(np.einsum("ij,ij->j", An, An)
-                                                 .reshape(n, d).sum(1)))
+                sigma = np.sqrt(np.einsum("ij,ij->j", An, An).reshape(n, d).sum(1))
             else:
-                sigma = torch.linalg.vector_norm(des.A.view(-1, n, d), dim=(0, 2))
+                sigma = torch.linalg.vector_norm(des.A.view(-1, n, d), dim=(0, 2)).cpu().numpy()
             Atb = des.A.T @ des.Y
         G = des.G.numpy() if des.gram and des.G.device.type == "cpu" else None
-        return cls(des, sigma.cpu().numpy(), Atb.cpu().numpy(), G=G)
+        return cls(des, sigma, Atb.cpu().numpy(), G=G)
 
     def block(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``A_W^T A_W`` and the block constants ``||A_k||_2^2`` for k in W (cached)."""
