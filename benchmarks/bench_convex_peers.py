@@ -28,6 +28,7 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_v] = "1"
 
 import argparse  # noqa: E402
+import multiprocessing as mp  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
@@ -107,24 +108,78 @@ SOLVERS = {"attnlab FISTA": run_attnlab("fista"), "attnlab BCD": run_attnlab("bc
 PEERS = ("celer", "adelie", "skglm")
 
 
-def time_to_gap(fn, X, y, A, beta, target, d, repeats, own_tol: bool):
-    """Seconds of the first tolerance whose certified gap meets ``target`` (best of repeats)."""
+def _timed(fn, X, y, A, beta, tol):
+    """``(seconds, w)`` of one call; ``(None, "error: ...")`` if it raises."""
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            w = fn(X, y, A, beta, tol)
+    except Exception as e:  # a failure is a result
+        return None, f"error: {type(e).__name__}"
+    return time.perf_counter() - t0, w
+
+
+def _timed_limited(fn, X, y, A, beta, tol, limit):
+    """:func:`_timed` in a forked child (the data is shared, not copied), killed after
+    ``limit`` seconds: ``(None, "limit")``.  A C extension cannot be interrupted in-process."""
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+
+    def child():
+        send.send(_timed(fn, X, y, A, beta, tol))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    send.close()
+    out = recv.recv() if recv.poll(limit) else (None, "limit")
+    proc.kill()
+    proc.join()
+    return out
+
+
+def time_to_gap(fn, X, y, A, beta, target, d, repeats, own_tol: bool, limit=None):
+    """Seconds of the first tolerance whose certified gap meets ``target`` (best of repeats).
+
+    ``limit``: seconds for all the calls together; a call still running when they are spent
+    is killed and ends the tries (a tighter tolerance would take longer still), giving
+    ``(None, ("limit", s))``: the solver needs more than ``s`` seconds, the killed call's."""
     tols = [target] if own_tol else [target * 10.0**-k for k in range(5)]
+    left, last = limit, 0.0
     for tol in tols:
         best, gap = np.inf, np.inf
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    w = fn(X, y, A, beta, tol)
-            except Exception as e:  # a failure is a result
-                return None, f"error: {type(e).__name__}"
-            best = min(best, time.perf_counter() - t0)
+            if left is None:
+                t, w = _timed(fn, X, y, A, beta, tol)
+            else:
+                if left <= 0:  # spent: the next call would take at least the last one's time
+                    return None, ("limit", last)
+                t0 = time.perf_counter()
+                t, w = _timed_limited(fn, X, y, A, beta, tol, left)
+                if isinstance(w, str) and w == "limit":
+                    return None, ("limit", max(left, last))
+                left -= time.perf_counter() - t0
+                last = t or 0.0
+            if t is None:
+                return None, w
+            best = min(best, t)
             gap = certified_gap(A, y, w, beta, d)
         if gap <= target:
             return best, gap
     return None, gap
+
+
+def _ratio(times: dict, lower: dict) -> str:
+    """BCD's time over the best peer's; "< x" where a peer that hit the limit could be the
+    best (its time is only bounded below)."""
+    bcd = times.get("attnlab BCD")
+    peer = {p: times[p] for p in PEERS if times.get(p) is not None}
+    bound = {p: lower[p] for p in PEERS if p in lower}
+    if bcd is None or not peer and not bound:
+        return "-"
+    best = min([*peer.values(), *bound.values()])
+    exact = peer and min(peer.values()) <= min(bound.values(), default=np.inf)
+    return f"{bcd / best:.2f}" if exact else f"< {bcd / best:.2f}"
 
 
 def main() -> None:
@@ -138,6 +193,12 @@ def main() -> None:
     ap.add_argument("--gaps", type=float, nargs="+", default=[1e-6, 1e-8])
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.1, 0.01])
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--rhos", type=float, nargs="+", default=[0.0, 0.9],
+                    help="token correlations")
+    ap.add_argument("--limit", type=float, default=None,
+                    help="seconds per solver and row, all its tries together (each call "
+                         "in a forked child); a call killed at the limit is reported as "
+                         "'> s', s its own seconds: a lower bound")
     ap.add_argument("--cvxpy-max-p", type=int, default=256,
                     help="skip cvxpy above this many features (n d)")
     ap.add_argument("--skip", nargs="+", default=[], choices=list(SOLVERS),
@@ -159,27 +220,30 @@ def main() -> None:
               " | BCD / best peer |")
         print("|---" * (len(SOLVERS) + 2) + "|")
         for N, n, d in sizes:
-            for rho in (0.0, 0.9):
+            for rho in args.rhos:
                 X, y = planted(N, n, d, 0, rho)
                 A = X.reshape(N, n * d)
                 bm = convex.beta_max(X, y)
                 for frac in args.fractions:
                     beta = frac * bm
-                    cells, times = [], {}
+                    cells, times, lower = [], {}, {}
                     for name, fn in SOLVERS.items():
                         if (name.startswith("cvxpy") and n * d > args.cvxpy_max_p
                                 or name in args.skip):
                             cells.append("skipped")
                             continue
                         t, gap = time_to_gap(fn, X, y, A, beta, target, d, args.repeats,
-                                             own_tol=name.startswith("attnlab"))
+                                             own_tol=name.startswith("attnlab"),
+                                             limit=args.limit)
                         times[name] = t
+                        limited = isinstance(gap, tuple)
+                        if limited:  # a lower bound on the solver's time
+                            lower[name] = gap[1]
                         cells.append(f"{t:.4f}" if t is not None else
+                                     f"> {gap[1]:.3g}" if limited else
                                      f"fail ({gap:.1e})" if isinstance(gap, float) else
                                      f"fail ({gap})")
-                    peer = [times[p] for p in PEERS if times.get(p) is not None]
-                    ratio = (f"{times['attnlab BCD'] / min(peer):.2f}"
-                             if peer and times.get("attnlab BCD") else "-")
+                    ratio = _ratio(times, lower)
                     print(f"| {N}, {n}, {d}, {rho}, {frac} | " + " | ".join(cells) +
                           f" | {ratio} |", flush=True)
 
