@@ -414,11 +414,12 @@ def test_same_config_fills_only_defaults():
 
 
 @pytest.mark.parametrize("task", ["imdb", "pathfinder", "pathfinder_n9", "pathfinder_n14",
-                                  "pathfinder_conv", "pathfinder_conv_n9"])
+                                  "pathfinder_conv", "pathfinder_conv_n9",
+                                  "pathfinder_conv_n14"])
 def test_stored_cpu_runs_match_their_presets(task):
     """stored/cpu/<task>.npz was made by the "cpu" preset with the CLI (pathfinder_n<d>: the
     same preset at contour length d, ``--difficulty d``; pathfinder_conv: the "cpu_conv"
-    preset, pathfinder_conv_n9 that preset at contour length 9): a changed preset without a
+    preset, pathfinder_conv_n<d> that preset at contour length d): a changed preset without a
     rerun fails here; summary.json agrees with the stored curves."""
     base = task.split("_")[0]
     preset = "cpu_conv" if "_conv" in task else "cpu"

@@ -323,7 +323,8 @@ def _final(x: np.ndarray) -> list[float]:
 def write_summary(folder: str | os.PathLike) -> Path:
     """Write ``<folder>/summary.json`` from the ``imdb.npz`` and ``pathfinder.npz`` there
     (and ``pathfinder_n9.npz`` / ``pathfinder_n14.npz``: Pathfinder at other contour lengths;
-    ``pathfinder_conv.npz`` / ``pathfinder_conv_n9.npz``: with a convolutional stem).
+    ``pathfinder_conv.npz`` / ``pathfinder_conv_n9.npz`` / ``pathfinder_conv_n14.npz``: with
+    a convolutional stem).
 
     For each task and variant (``"softmax"``, ``"gaussian"``, ``"gaussian-shared"``: the
     Gaussian with Softmax's step): the final test accuracy and test loss per seed, their
@@ -334,7 +335,7 @@ def write_summary(folder: str | os.PathLike) -> Path:
         raise ValueError(f"folder {str(folder)!r} is not an existing folder")
     out: dict[str, Any] = {}
     for task in ("imdb", "pathfinder", "pathfinder_n9", "pathfinder_n14", "pathfinder_conv",
-                 "pathfinder_conv_n9"):
+                 "pathfinder_conv_n9", "pathfinder_conv_n14"):
         f = folder / f"{task}.npz"
         if not f.is_file():
             continue
