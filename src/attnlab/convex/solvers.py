@@ -30,7 +30,7 @@ from ..device import get_device
 from .bcd import bcd_design, solve_bcd
 from .cvx import solve_cvxpy
 from .fista import ConvergenceError, Design, build_design, exact_residual, gap_terms, solve_fista
-from .problem import Array, check_beta, check_data, check_Z, like
+from .problem import Array, check_beta, check_data, check_Z
 
 __all__ = ["ConvexFit", "ConvexPath", "fit", "path", "regularization_path", "ConvergenceError",
            "SOLVERS"]
@@ -88,66 +88,34 @@ class ConvexFit:
         return len(self.active)
 
 
-def _active(Z3: torch.Tensor, active_tol: float) -> list[np.ndarray]:
-    """Per output, tokens whose row norm exceeds ``active_tol`` times the largest one."""
-    norms = Z3.norm(dim=2)
-    top = float(norms.max()) if norms.numel() else 0.0
-    if top == 0.0:
-        return [np.zeros(0, dtype=np.int64) for _ in range(Z3.shape[0])]
-    return [np.flatnonzero(to_numpy(row) > active_tol * top) for row in norms]
-
-
 def _package(x: torch.Tensor, des: Design, beta: float, *, X_ref: Any, vector: bool,
              solver: str, iterations: int, t0: float, converged: bool, active_tol: float,
              device: torch.device, r: torch.Tensor | None = None,
              g: torch.Tensor | None = None, s: torch.Tensor | None = None) -> ConvexFit:
     """Turn the solver's ``x (p, c)`` into a certified :class:`ConvexFit`.
 
-    ``r = Y - A x``, ``g = A^T r`` and the dual scale ``s`` are recomputed when not given.
+    ``r = Y - A x (N, c)``, ``g = A^T r (p, c)`` and the dual scale ``s (c,)`` are
+    recomputed (on the solver's device) when not given. The rest is a dozen small products,
+    done in NumPy on every device: torch's per-call cost would dominate them, and a GPU
+    solve pays one copy of ``r`` and ``x`` to the host. Results come back as the kind (and
+    on the device) of ``X_ref``.
     """
     n, d, c = des.n, des.d, des.Y.shape[1]
     if r is None or g is None or s is None:
         r, g = exact_residual(des, x)
         _, _, s = gap_terms(x, g, (r * r).sum(0), beta, n, d)
-    if x.device.type == "cpu":  # NumPy: a dozen small products, torch's per-call cost dominates
-        return _package_np(x.numpy(), r.numpy(), g.numpy(), s.numpy(), des, beta,
-                           X_ref=X_ref, vector=vector, solver=solver, iterations=iterations,
-                           t0=t0, converged=converged, active_tol=active_tol)
-    lam = r * s
-    cert = (g * s).view(n, d, c).norm(dim=1).T  # (c, n): ||A_k^T lam||
-    primal = float(0.5 * (r * r).sum() + beta * x.view(n, d, c).norm(dim=1).sum())
-    dual = float((lam * des.Y).sum() - 0.5 * (lam * lam).sum())
-    Z3 = x.view(n, d, c).permute(2, 0, 1).contiguous()  # (c, n, d)
-    act = _active(Z3, active_tol)
-    gap = primal - dual
-    return ConvexFit(
-        Z=like(Z3 if vector else Z3[0], X_ref),
-        primal=primal, dual=dual,
-        lam=like(lam if vector else lam[:, 0], X_ref),
-        gap=gap, rel_gap=gap / max(1.0, abs(primal)),
-        active=act if vector else act[0],
-        iterations=iterations, seconds=time.perf_counter() - t0, solver=solver, beta=beta,
-        certificate=like(cert if vector else cert[0], X_ref),
-        converged=converged, device=str(device),
-        extra={"prep_seconds": des.seconds, "gram": des.gram,
-               "dual_scale": to_numpy(s).copy()},
-    )
-
-
-def _package_np(x: np.ndarray, r: np.ndarray, g: np.ndarray, s: np.ndarray, des: Design,
-                beta: float, *, X_ref: Any, vector: bool, solver: str, iterations: int,
-                t0: float, converged: bool, active_tol: float) -> ConvexFit:
-    """:func:`_package` in NumPy for CPU tensors (the same quantities, the same order)."""
-    n, d, c = des.n, des.d, des.Y.shape[1]
+    x, r, g, s = (to_numpy(a) for a in (x, r, g, s))  # CPU tensors: views, no copy
     lam = r * s
     cert = np.sqrt(((g * s).reshape(n, d, c) ** 2).sum(1)).T  # (c, n): ||A_k^T lam||
     Z3 = np.ascontiguousarray(x.reshape(n, d, c).transpose(2, 0, 1))  # (c, n, d)
     norms = np.sqrt((Z3 * Z3).sum(2))  # (c, n)
     primal = float(0.5 * (r * r).sum() + beta * norms.sum())
-    dual = float((lam * des.Y.numpy()).sum() - 0.5 * (lam * lam).sum())
+    dual = float((lam * to_numpy(des.Y)).sum() - 0.5 * (lam * lam).sum())
+    # active: per output, tokens whose row norm exceeds active_tol times the largest one
     top = float(norms.max()) if norms.size else 0.0
     act = [np.flatnonzero(row > active_tol * top) if top > 0 else np.zeros(0, dtype=np.int64)
            for row in norms]
+
     def back(a: np.ndarray) -> Array:  # as :func:`like`: the kind (and device) of X_ref
         if isinstance(X_ref, np.ndarray):
             return a
@@ -160,7 +128,8 @@ def _package_np(x: np.ndarray, r: np.ndarray, g: np.ndarray, s: np.ndarray, des:
         lam=back(lam if vector else np.ascontiguousarray(lam[:, 0])),
         gap=gap, rel_gap=gap / max(1.0, abs(primal)), active=act if vector else act[0],
         iterations=iterations, seconds=time.perf_counter() - t0, solver=solver, beta=beta,
-        certificate=back(cert if vector else cert[0]), converged=converged, device="cpu",
+        certificate=back(cert if vector else cert[0]), converged=converged,
+        device=str(device),
         extra={"prep_seconds": des.seconds, "gram": des.gram, "dual_scale": s.copy()},
     )
 
