@@ -97,8 +97,8 @@ def _package(x: torch.Tensor, des: Design, beta: float, *, X_ref: Any, vector: b
     ``r = Y - A x (N, c)``, ``g = A^T r (p, c)`` and the dual scale ``s (c,)`` are
     recomputed (on the solver's device) when not given. The rest is a dozen small products,
     done in NumPy on every device: torch's per-call cost would dominate them, and a GPU
-    solve pays one copy of ``r`` and ``x`` to the host. Results come back as the kind (and
-    on the device) of ``X_ref``.
+    solve pays one copy of ``x``, ``r``, ``g`` and ``Y`` to the host. Results come back as
+    the kind (and on the device) of ``X_ref``.
     """
     n, d, c = des.n, des.d, des.Y.shape[1]
     if r is None or g is None or s is None:
