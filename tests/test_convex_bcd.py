@@ -518,7 +518,6 @@ def test_blocked_exact_pass_matches_two_passes():
     assert torch.allclose(At_r, A.T @ r2, rtol=1e-12, atol=1e-10)
 
 
-
 def _planted_tokens(seed, N=4000, n=64, d=8, k=4, rho=0.9):
     """Tokens correlated across a sample (a shared component), y on k planted tokens."""
     g = torch.Generator().manual_seed(seed)
