@@ -533,3 +533,22 @@ def test_conv_stem_receptive_field_is_what_a_pixel_reaches():
     # pixel 0 reaches tokens with 4 i + 1.5 - 16 < 0.5, i.e. i <= 3
     rows = moved.any(1).nonzero().ravel().tolist()
     assert rows == [0, 1, 2, 3]
+
+
+def test_gpu_check_dry_run_reports_every_step(tmp_path):
+    """scripts/gpu_check.py, the prepared command for a machine with a GPU, runs end to end
+    without one (device cpu, the 'test' presets) and reports each step."""
+    from _scripts import load_script
+
+    out = tmp_path / "gpu"
+    assert load_script("gpu_check").main(["--out", str(out), "--device", "cpu", "--quick",
+                                          "--budget", "300"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    names = [s["name"] for s in report["steps"]]
+    assert names == ["cuda tests", "imdb smoke", "pathfinder smoke", "imdb test timing",
+                     "pathfinder test timing"]
+    assert all(s["status"] == "ok" for s in report["steps"])
+    timed = report["steps"][-1]
+    assert timed["result_device"] == "cpu" and timed["seeds"] == [0] and timed["wall_seconds"] > 0
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [
+        "imdb.npz", "log.txt", "pathfinder.npz", "report.json", "summary.json"]
