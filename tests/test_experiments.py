@@ -550,5 +550,6 @@ def test_gpu_check_dry_run_reports_every_step(tmp_path):
     assert all(s["status"] == "ok" for s in report["steps"])
     timed = report["steps"][-1]
     assert timed["result_device"] == "cpu" and timed["seeds"] == [0] and timed["wall_seconds"] > 0
+    assert all(len(t) == 1 and t[0] > 0 for t in timed["run_seconds"].values())
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [
         "imdb.npz", "log.txt", "pathfinder.npz", "report.json", "summary.json"]
