@@ -455,7 +455,9 @@ def test_stored_cpu_landscape_matches_its_preset():
                                           "--config cpu")
     imdb = stored_result("imdb", "cpu")  # stage 2 uses the steps the IMDB sweep chose
     assert list(cfg.stage2_lr) == [imdb.meta["lr"][k] for k in ("softmax", "gaussian")]
-    assert cfg.base == get_config("imdb", "cpu", lr=imdb.meta["lr"]["softmax"])
+    # the IMDB preset at Softmax's step; the base's seeds are unused (the landscape has its own)
+    assert cfg.base == get_config("imdb", "cpu", lr=imdb.meta["lr"]["softmax"],
+                                  seeds=cfg.base.seeds)
     S = len(cfg.seeds)
     for k in ("softmax", "gaussian"):
         assert res[f"{k}/slice"].shape == (S, cfg.n_directions, cfg.points)
@@ -481,6 +483,14 @@ def test_difference_is_a_welch_interval():
                    "a", "b", "m")
     with pytest.raises(ValueError, match="level"):
         difference(res, "a", "b", "m", level=1.0)
+    # the first n_seeds runs only: a fourth seed that reverses the sign is left out
+    more = Result("x", {"a/m": np.array([[1.0], [2.0], [3.0], [9.0]]),
+                        "b/m": np.array([[2.0], [3.0], [4.0], [0.0]])})
+    assert difference(more, "a", "b", "m", n_seeds=3).mean == pytest.approx(1.0)
+    assert difference(more, "a", "b", "m").mean == pytest.approx(-1.5)
+    for bad in (1, 5):
+        with pytest.raises(ValueError, match="n_seeds"):
+            difference(more, "a", "b", "m", n_seeds=bad)
 
 
 def test_conv_stem_sees_the_image_the_patches_were_cut_from():

@@ -288,14 +288,18 @@ def _welch(x: np.ndarray, y: np.ndarray, level: float) -> tuple[float, float, fl
 
 
 def difference(result: Result, a: str, b: str, metric: str, *, at: int = -1,
-               level: float = 0.95) -> Difference:
+               level: float = 0.95, n_seeds: int | None = None) -> Difference:
     """Variant ``b`` minus variant ``a`` in ``<variant>/<metric>`` at log point ``at``
     (default: the last), as a mean over seeds with a Welch t-interval (independent seeds,
-    unequal spreads). Each variant needs at least 2 seeds."""
+    unequal spreads). Each variant needs at least 2 seeds. ``n_seeds``: only the first
+    ``n_seeds`` runs of each variant (None: all), e.g. to see what fewer seeds would say."""
     _check_result(result)
     xa, yb = _variant_curves(result, "a", a, metric), _variant_curves(result, "b", b, metric)
     T = xa.shape[1]
     at = check_int("at", at, min=-T, max=T - 1)
+    if n_seeds is not None:
+        n_seeds = check_int("n_seeds", n_seeds, min=2, max=min(len(xa), len(yb)))
+        xa, yb = xa[:n_seeds], yb[:n_seeds]
     x, y = xa[:, at], yb[:, at]
     if min(len(x), len(y)) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError(f"difference needs >= 2 finite runs per variant, got {len(x)} "

@@ -1,12 +1,12 @@
 """Command line: ``python -m attnlab.experiments.run <experiment> --config short|full``
 (also ``test``, and ``cpu`` for ``imdb``, ``pathfinder``, ``landscape`` and ``modular``:
-long single-thread CPU runs whose results ship with the book).
+long CPU runs whose results ship with the book).
 
 Examples::
 
     python -m attnlab.experiments.run imdb --config full --device cuda --out results/
     python -m attnlab.experiments.run modular --config short --out results/ --seeds 0 1
-    python -m attnlab.experiments.run imdb --config cpu --device cpu --threads 1 \
+    python -m attnlab.experiments.run imdb --config cpu --device cpu --threads 2 \
         --out src/attnlab/experiments/stored/cpu/   # a result the book ships
 
 Writes ``<out>/<experiment>.npz`` (read it back with ``attnlab.experiments.load_result``;
