@@ -60,3 +60,28 @@ def test_chance_bound_is_n_se_binomial_errors_above_chance():
         chance_bound(10, chance=1.0)
     with pytest.raises(ValueError, match="n must be >= 1"):
         chance_bound(0)
+
+
+def test_seeds_needed_is_the_first_n_whose_welch_interval_is_narrower_than_the_difference():
+    from scipy.stats import t as student_t
+
+    from attnlab.stats import seeds_needed
+
+    # sd 1 and 1, diff 1: df = 2n - 2; t_{0.975,16} sqrt(2/9) = 0.9993 < 1 <= 1.0724 at n = 8
+    assert seeds_needed(1.0, 1.0, 1.0) == 9 == seeds_needed(1.0, 1.0, -1.0)
+    # the normal approximation 2 (1.96)^2 / 1 = 7.7 would say 8: the t quantile needs more
+    for sa, sb, diff in ((0.008, 0.009, 0.006), (1.0, 3.0, 0.5), (0.2, 0.0, 0.1)):
+        n = seeds_needed(sa, sb, diff)
+        v, r = sa**2 + sb**2, (sa**2 + sb**2) ** 2 / (sa**4 + sb**4)
+        assert student_t.ppf(0.975, (n - 1) * r) * np.sqrt(v / n) < abs(diff)
+        assert n == 2 or student_t.ppf(0.975, (n - 2) * r) * np.sqrt(v / (n - 1)) >= abs(diff)
+    assert seeds_needed(1.0, 1.0, 1.0, level=0.99) > 9
+    assert seeds_needed(0.0, 0.0, 0.1) == 2
+    with pytest.raises(ValueError, match="diff"):
+        seeds_needed(1.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="max_seeds"):
+        seeds_needed(1.0, 1.0, 1e-3, max_seeds=100)
+    with pytest.raises(ValueError, match="sd_a"):
+        seeds_needed(-1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="level"):
+        seeds_needed(1.0, 1.0, 1.0, level=1.0)

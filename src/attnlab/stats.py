@@ -16,7 +16,8 @@ import numpy as np
 
 from ._validate import check_float_array, check_int, check_real
 
-__all__ = ["Count", "Spread", "chance_bound", "count", "spread", "wilson_interval"]
+__all__ = ["Count", "Spread", "chance_bound", "count", "seeds_needed", "spread",
+           "wilson_interval"]
 
 # Two-sided standard-normal quantiles for the levels the book uses.
 _Z = {0.90: 1.6448536269514722, 0.95: 1.959963984540054, 0.99: 2.5758293035489004}
@@ -121,3 +122,39 @@ def spread(values: Sequence[float] | np.ndarray, q: float = 0.25) -> Spread:
         raise ValueError("values must be finite (count diverged runs separately)")
     lo, med, hi = np.quantile(v, [q, 0.5, 1 - q])
     return Spread(float(med), float(lo), float(hi), int(v.size), q)
+
+
+def seeds_needed(sd_a: float, sd_b: float, diff: float, level: float = 0.95,
+                 max_seeds: int = 100_000) -> int:
+    """Seeds per variant from which a Welch ``level`` interval of a difference of means is
+    narrower on each side than ``|diff|``: the smallest ``n >= 2`` with
+    ``t_{(1+level)/2, df} sqrt((sd_a^2 + sd_b^2) / n) < |diff|`` (``df``: Welch's, for ``n``
+    runs of each). With spreads ``sd_a``, ``sd_b`` over seeds, fewer seeds give an interval
+    that cannot exclude zero for a true difference of that size, on average.
+
+    A planning number for a difference of a given size, not the power of a finished study.
+    Raises ``ValueError`` when ``max_seeds`` would not do.
+    """
+    from scipy.stats import t as student_t
+
+    sd_a = check_real("sd_a", sd_a, min=0.0)
+    sd_b = check_real("sd_b", sd_b, min=0.0)
+    diff = check_real("diff", diff)
+    level = check_real("level", level, min=0.0, max=1.0, strict_min=True)
+    max_seeds = check_int("max_seeds", max_seeds, min=2)
+    if level >= 1.0:
+        raise ValueError(f"level must be < 1, got {level}")
+    if diff == 0.0:
+        raise ValueError("diff must be nonzero: no number of seeds resolves a zero difference")
+    v = sd_a**2 + sd_b**2
+    if v == 0.0:
+        return 2
+    # Welch's degrees of freedom for n runs each: (n - 1) v^2 / (sd_a^4 + sd_b^4)
+    ratio = v**2 / (sd_a**4 + sd_b**4)
+    n = np.arange(2, max_seeds + 1)
+    half = student_t.ppf(0.5 + level / 2, (n - 1) * ratio) * np.sqrt(v / n)
+    ok = np.flatnonzero(half < abs(diff))
+    if ok.size == 0:
+        raise ValueError(f"more than max_seeds={max_seeds} seeds would be needed for "
+                         f"diff={diff} with sd_a={sd_a}, sd_b={sd_b}")
+    return int(n[ok[0]])
