@@ -626,6 +626,8 @@ def _valid() -> dict[str, Callable[[], dict[str, Any]]]:
         "attnlab.stats.chance_bound": lambda: dict(n=2000, n_se=4.0, chance=0.5),
         "attnlab.stats.count": lambda: dict(success=np.array([True, False, True])),
         "attnlab.stats.spread": lambda: dict(values=np.array([1.0, 2.0, 3.0]), q=0.25),
+        "attnlab.stats.seeds_needed": lambda: dict(sd_a=0.5, sd_b=0.5, diff=0.5, level=0.95,
+                                                   max_seeds=1000),
         "attnlab.stats.wilson_interval": lambda: dict(k=3, n=10, level=0.95),
         # landscape
         "attnlab.landscape.model_loss": lambda: dict(params=_P(), X=_X(), y=_Y()),
@@ -753,6 +755,9 @@ VALID_BY_DESIGN: dict[str, dict[str, set[str]]] = {
     "attnlab.widgets.svg_curves": {"title": {"bogus_choice"}, "xmax": {"zero"}},  # any title
     "attnlab.stats.wilson_interval": {"k": {"zero"}, "n": {"huge"}},  # 0 successes; any n
     "attnlab.stats.chance_bound": {"n": {"huge"}, "n_se": {"zero"}},  # 0 errors: chance
+    # a spread of 0 is a spread; the sign of the difference does not matter; any cap
+    "attnlab.stats.seeds_needed": {"sd_a": {"zero"}, "sd_b": {"zero"}, "diff": {"negative"},
+                                   "max_seeds": {"huge"}},
     "attnlab.dynamics.per_step_factor": {"loss": {"nan_array", "inf_array", "neginf_array"},
                                          "window": {"huge"}, "tiny": {"zero"}},
     "attnlab.dynamics.phase_color_range": {"values": {"nan_array", "inf_array",

@@ -151,10 +151,15 @@ def seeds_needed(sd_a: float, sd_b: float, diff: float, level: float = 0.95,
         return 2
     # Welch's degrees of freedom for n runs each: (n - 1) v^2 / (sd_a^4 + sd_b^4)
     ratio = v**2 / (sd_a**4 + sd_b**4)
-    n = np.arange(2, max_seeds + 1)
-    half = student_t.ppf(0.5 + level / 2, (n - 1) * ratio) * np.sqrt(v / n)
-    ok = np.flatnonzero(half < abs(diff))
-    if ok.size == 0:
+
+    def narrow(n: int) -> bool:
+        return student_t.ppf(0.5 + level / 2, (n - 1) * ratio) * math.sqrt(v / n) < abs(diff)
+
+    if not narrow(max_seeds):
         raise ValueError(f"more than max_seeds={max_seeds} seeds would be needed for "
                          f"diff={diff} with sd_a={sd_a}, sd_b={sd_b}")
-    return int(n[ok[0]])
+    lo, hi = 1, max_seeds  # the half-width falls with n: bisect for the first narrow n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if narrow(mid) else (mid, hi)
+    return max(hi, 2)
