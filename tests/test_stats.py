@@ -77,6 +77,9 @@ def test_seeds_needed_is_the_first_n_whose_welch_interval_is_narrower_than_the_d
         assert n == 2 or student_t.ppf(0.975, (n - 2) * r) * np.sqrt(v / (n - 1)) >= abs(diff)
     assert seeds_needed(1.0, 1.0, 1.0, level=0.99) > 9
     assert seeds_needed(0.0, 0.0, 0.1) == 2
+    # scale-free, and no overflow or underflow at the ends of the floats
+    assert seeds_needed(1e300, 1e300, 1e300) == seeds_needed(1e-300, 1e-300, 1e-300) == 9
+    assert seeds_needed(1e-200, 0.0, 1.0) == 2
     with pytest.raises(ValueError, match="diff"):
         seeds_needed(1.0, 1.0, 0.0)
     with pytest.raises(ValueError, match="max_seeds"):

@@ -146,14 +146,18 @@ def seeds_needed(sd_a: float, sd_b: float, diff: float, level: float = 0.95,
         raise ValueError(f"level must be < 1, got {level}")
     if diff == 0.0:
         raise ValueError("diff must be nonzero: no number of seeds resolves a zero difference")
-    v = sd_a**2 + sd_b**2
-    if v == 0.0:
+    if sd_a == sd_b == 0.0:
         return 2
-    # Welch's degrees of freedom for n runs each: (n - 1) v^2 / (sd_a^4 + sd_b^4)
-    ratio = v**2 / (sd_a**4 + sd_b**4)
+    m = max(sd_a, sd_b, abs(diff))  # in units of m: no overflow for huge inputs
+    a, b, delta = sd_a / m, sd_b / m, abs(diff) / m
+    v = a * a + b * b
+    # Welch's degrees of freedom for n runs each: (n - 1) v^2 / (sd_a^4 + sd_b^4), from the
+    # spreads relative to the larger one (between n - 1 and 2 (n - 1), no underflow)
+    ra, rb = sd_a / max(sd_a, sd_b), sd_b / max(sd_a, sd_b)
+    ratio = (ra * ra + rb * rb) ** 2 / (ra**4 + rb**4)
 
     def narrow(n: int) -> bool:
-        return student_t.ppf(0.5 + level / 2, (n - 1) * ratio) * math.sqrt(v / n) < abs(diff)
+        return student_t.ppf(0.5 + level / 2, (n - 1) * ratio) * math.sqrt(v / n) < delta
 
     if not narrow(max_seeds):
         raise ValueError(f"more than max_seeds={max_seeds} seeds would be needed for "
