@@ -90,10 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     log, deadline = out / "log.txt", time.perf_counter() + args.budget
     report: dict = {"environment": environment(), "device": args.device, "steps": []}
 
+    def save() -> None:  # after every step too: kept if the machine stops the command
+        (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+
     def step(name: str, cmd: list[str]) -> dict:
         s = run_step(name, cmd, deadline - time.perf_counter(), log)
         report["steps"].append(s)
-        (out / "report.json").write_text(json.dumps(report, indent=1))  # kept if killed
+        save()
         print(f"{name}: {s['status']}, {s.get('seconds', 0)} s", flush=True)
         return s
 
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                      result_device=res.meta.get("device"), seeds=res.meta.get("seeds"),
                      run_seconds={v: res[f"{v}/seconds"].tolist()
                                   for v in res.meta["variants"]})
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    save()
     for p in smoke.glob("*"):  # only the timed runs come back (the device returns 8 files)
         p.unlink()
     smoke.rmdir()
