@@ -413,20 +413,26 @@ def test_path_predictor_is_second_order(frac):
     out, state = bcd.solve_bcd(des, b0, tol=1e-13, max_iter=1000)
     x0 = out.x[:, 0].numpy()
     x1 = np.asarray(convex.fit(X, y, b1, solver="bcd", tol=1e-13).Z).ravel()
-    pred = bcd._predict(state.tangent[0], x0, b1, d)
+    pred, tangent = bcd._predict(state.tangent[0], x0, b1, d)
     assert np.linalg.norm(pred - x1) <= 0.05 * np.linalg.norm(x0 - x1)
+    # the tangent it returns is the answer's derivative in beta (a finite difference)
+    x2 = np.asarray(convex.fit(X, y, 1.001 * b0, solver="bcd", tol=1e-13).Z).ravel()
+    cols = bcd._cols(state.tangent[0].tokens, d)
+    fd = (x2 - x0)[cols] / (0.001 * b0)
+    assert np.linalg.norm(tangent - fd) <= 0.01 * np.linalg.norm(fd)
     # only from that very answer, and not when a row would cross zero (beta far above)
     other = x0 + 1e-9
-    assert bcd._predict(state.tangent[0], other, b1, d) is other
+    assert bcd._predict(state.tangent[0], other, b1, d)[0] is other
     if frac == 0.2:
-        assert bcd._predict(state.tangent[0], x0, 3 * b0, d) is x0
+        assert bcd._predict(state.tangent[0], x0, 3 * b0, d)[0] is x0
 
 
 @pytest.mark.parametrize("frac", [0.2, 0.05])
-def test_path_predictor_with_the_answer_before_is_third_order(frac):
+def test_path_predictor_orders(frac):
     """With the answer before it on the path (at b0 (1 + r)) the predictor's curvature term
-    makes its error third order in the step: halving r divides it by ~8, where the tangent
-    alone (second order) divides it by ~4 and the warm start by ~2."""
+    makes its error third order in the step, and that answer's tangent too (cubic Hermite)
+    fourth order: halving r divides the error by ~16, ~8 with the answer alone, ~4 with the
+    tangent alone (second order; the warm start itself: ~2)."""
     from dataclasses import replace
 
     from attnlab.convex import bcd
@@ -438,15 +444,22 @@ def test_path_predictor_with_the_answer_before_is_third_order(frac):
     out, state = bcd.solve_bcd(des, b0, tol=1e-14, max_iter=1000)
     x0, tan = out.x[:, 0].numpy(), state.tangent[0]
     err = {}
-    for r in (0.05, 0.025):
-        x1, xp = (np.asarray(convex.fit(X, y, b, solver="bcd", tol=1e-14).Z).ravel()
-                  for b in (b0 * (1 - r), b0 * (1 + r)))
+    for r in (0.08, 0.04):
+        x1 = np.asarray(convex.fit(X, y, b0 * (1 - r), solver="bcd", tol=1e-14).Z).ravel()
+        # the answer at b0 (1 + r) and its tangent, as the predictor forms it from there
+        outp, st = bcd.solve_bcd(des, b0 * (1 + r), tol=1e-14, max_iter=1000)
+        xp = outp.x[:, 0].numpy()
+        tp = bcd._predict(st.tangent[0], xp, b0, d)[1]
+        assert tp is not None
         for name, t in (("tangent", replace(tan, prev=None)),
-                        ("curved", replace(tan, prev=(b0 * (1 + r), xp)))):
-            err[name, r] = np.linalg.norm(bcd._predict(t, x0, b0 * (1 - r), d) - x1)
-    assert 3.0 <= err["tangent", 0.05] / err["tangent", 0.025] <= 5.0
-    assert err["curved", 0.05] / err["curved", 0.025] >= 6.5
-    assert err["curved", 0.05] <= 0.15 * err["tangent", 0.05]
+                        ("curved", replace(tan, prev=(b0 * (1 + r), xp, None))),
+                        ("hermite", replace(tan, prev=(b0 * (1 + r), xp, tp)))):
+            err[name, r] = np.linalg.norm(bcd._predict(t, x0, b0 * (1 - r), d)[0] - x1)
+    assert 3.0 <= err["tangent", 0.08] / err["tangent", 0.04] <= 5.0
+    assert 6.5 <= err["curved", 0.08] / err["curved", 0.04] <= 10.0
+    assert err["hermite", 0.08] / err["hermite", 0.04] >= 12.0
+    assert err["curved", 0.08] <= 0.15 * err["tangent", 0.08]
+    assert err["hermite", 0.08] <= 0.25 * err["curved", 0.08]
 
 
 def test_path_uses_the_predictor_and_matches_fits(monkeypatch):
@@ -461,7 +474,7 @@ def test_path_uses_the_predictor_and_matches_fits(monkeypatch):
 
     def spy(tan, x, beta, d):
         out = predict(tan, x, beta, d)
-        used.append(out is not x)
+        used.append(out[0] is not x)
         return out
 
     monkeypatch.setattr(bcd, "_predict", spy)
@@ -504,6 +517,65 @@ def test_strong_rule_picks_the_correlated_tokens():
     g[4:6, 1] = torch.tensor([2.0, 0.0])  # token 2, output 1: exactly 2
     rule = _strong_rule(g, 3, 2, beta=3.0, nxt=2.5)
     assert [list(r) for r in rule] == [[0], [2]]
+
+
+@pytest.mark.parametrize("c", [None, 2])
+def test_certify_many_matches_one_certificate_at_a_time(monkeypatch, c):
+    """The batched exact pass gives each answer the certificate solve_bcd gives it alone
+    (r, A^T r, dual scale, primal, gap), in chunks of any size."""
+    from attnlab.convex import bcd
+
+    X, y = _data(150, 5, 4, 3, c=c, rho=0.9)
+    N, n, d = X.shape
+    Y = torch.tensor(y.reshape(N, -1))
+    des = bcd.bcd_design(torch.tensor(X.reshape(N, -1)), Y, n, d, True)
+    betas = list(np.array([0.5, 0.2, 0.05]) * convex.beta_max(X, y))
+    alone = [bcd.solve_bcd(des, b, tol=1e-10, max_iter=1000)[0] for b in betas]
+    for chunk in (1, 2, 3):  # answers per chunk
+        monkeypatch.setattr(bcd, "CERT_NUMBERS", chunk * N * Y.shape[1])
+        got = bcd.certify_many(des, [o.x for o in alone], betas)
+        for o, (r, g, s, primal, gap) in zip(alone, got, strict=True):
+            assert torch.allclose(r, o.r, rtol=1e-12, atol=1e-12)
+            assert torch.allclose(g, o.g, rtol=1e-10, atol=1e-10)
+            assert torch.allclose(s, o.s, rtol=1e-10)
+            assert primal == pytest.approx(o.primal, rel=1e-12)
+            assert gap == pytest.approx(o.gap, rel=1e-6, abs=1e-12 * primal)
+    with pytest.raises(ValueError, match="certify"):
+        direct = bcd.bcd_design(torch.tensor(X.reshape(N, -1)), Y, n, d, False)
+        bcd.solve_bcd(direct, betas[0], tol=1e-8, max_iter=10, certify=False)
+
+
+def test_path_solves_on_where_the_exact_pass_does_not_confirm(monkeypatch):
+    """Along a path (Gram mode) each beta stops at the Gram-form target and one batched
+    exact pass confirms them all; an answer it does not confirm is solved on with exact
+    checks, so every returned answer is certified all the same."""
+    from attnlab.convex import solvers
+
+    X, y = _data(300, 8, 4, 12, rho=0.9)
+    betas = np.geomspace(0.01, 1, 8) * convex.beta_max(X, y)
+    certify, calls = solvers.certify_many, []
+
+    def doubt(des, xs, bs):  # the exact pass "finds" a large gap at the 5th largest beta
+        out = certify(des, xs, bs)
+        r, g, s, primal, gap = out[4]
+        out[4] = (r, g, s, primal, 1.0 + primal)
+        return out
+
+    solve = solvers.solve_bcd
+
+    def spy(*a, **k):
+        calls.append(k.get("certify", True))
+        return solve(*a, **k)
+
+    monkeypatch.setattr(solvers, "certify_many", doubt)
+    monkeypatch.setattr(solvers, "solve_bcd", spy)
+    pth = convex.path(X, y, betas, tol=1e-9)
+    assert calls.count(False) == len(betas) and calls.count(True) == 1
+    assert pth.converged.all() and (pth.rel_gap <= 1e-9).all()
+    for i, beta in enumerate(betas):
+        primal, gap = _independent_gap(pth.fits[i], X, y, beta)
+        assert gap / max(1.0, primal) <= 1e-9
+        assert gap <= pth.gap[i] + 1e-12 * max(1.0, primal)
 
 
 def test_blocked_exact_pass_matches_two_passes():
