@@ -150,6 +150,8 @@ def test_path_certified_and_equal_to_single_fits(c):
     pth = convex.path(X, y, betas, tol=1e-9)
     assert pth.solver == "bcd" and np.array_equal(pth.betas, betas)
     assert pth.converged.all() and (pth.rel_gap <= 1e-9).all()
+    # each fit's seconds are its own share of the call: together no more than the call
+    assert 0 < sum(f.seconds for f in pth.fits) <= pth.seconds
     assert pth.Z.shape == (5, 6, 4) if c is None else (5, c, 6, 4)
     for i, beta in enumerate(betas):
         primal, gap = _independent_gap(pth.fits[i], X, y, beta)
@@ -460,6 +462,11 @@ def test_path_predictor_orders(frac):
     assert err["hermite", 0.08] / err["hermite", 0.04] >= 12.0
     assert err["curved", 0.08] <= 0.15 * err["tangent", 0.08]
     assert err["hermite", 0.08] <= 0.25 * err["curved", 0.08]
+    # far beyond the step before (more than PREDICT_REACH times it): the tangent alone
+    near = replace(tan, prev=(b0 * 1.001, x0, None))
+    far = b0 * (1 - 0.001 * (bcd.PREDICT_REACH + 1))
+    assert np.array_equal(bcd._predict(near, x0, far, d)[0],
+                          bcd._predict(replace(tan, prev=None), x0, far, d)[0])
 
 
 def test_path_uses_the_predictor_and_matches_fits(monkeypatch):
@@ -533,7 +540,9 @@ def test_certify_many_matches_one_certificate_at_a_time(monkeypatch, c):
     alone = [bcd.solve_bcd(des, b, tol=1e-10, max_iter=1000)[0] for b in betas]
     for chunk in (1, 2, 3):  # answers per chunk
         monkeypatch.setattr(bcd, "CERT_NUMBERS", chunk * N * Y.shape[1])
-        got = bcd.certify_many(des, [o.x for o in alone], betas)
+        chunks = list(bcd.certify_many(des, [o.x for o in alone], betas))
+        assert [len(ch) for ch in chunks] == [chunk] * (3 // chunk) + [3 % chunk] * (3 % chunk > 0)
+        got = [cert for ch in chunks for cert in ch]
         for o, (r, g, s, primal, gap) in zip(alone, got, strict=True):
             assert torch.allclose(r, o.r, rtol=1e-12, atol=1e-12)
             assert torch.allclose(g, o.g, rtol=1e-10, atol=1e-10)
@@ -556,10 +565,10 @@ def test_path_solves_on_where_the_exact_pass_does_not_confirm(monkeypatch):
     certify, calls = solvers.certify_many, []
 
     def doubt(des, xs, bs):  # the exact pass "finds" a large gap at the 5th largest beta
-        out = certify(des, xs, bs)
+        out = [cert for ch in certify(des, xs, bs) for cert in ch]
         r, g, s, primal, gap = out[4]
         out[4] = (r, g, s, primal, 1.0 + primal)
-        return out
+        yield out
 
     solve = solvers.solve_bcd
 
@@ -576,6 +585,27 @@ def test_path_solves_on_where_the_exact_pass_does_not_confirm(monkeypatch):
         primal, gap = _independent_gap(pth.fits[i], X, y, beta)
         assert gap / max(1.0, primal) <= 1e-9
         assert gap <= pth.gap[i] + 1e-12 * max(1.0, primal)
+
+
+def test_path_keeps_to_max_iter_like_fit(monkeypatch):
+    """Along a path an answer gets at most max_iter epochs per output, the Gram-form solve
+    and any solving on after the exact pass together; short of the target it is reported
+    unconverged (a warning when allowed, else the same error as fit)."""
+    from attnlab.convex import bcd
+
+    monkeypatch.setattr(bcd, "NEWTON_MAX", 0)  # BCD epochs only: the budget binds
+    X, y = _data(3000, 32, 4, 5, rho=0.95, k=12)
+    betas = np.geomspace(0.003, 1, 5) * convex.beta_max(X, y)
+    with pytest.warns(RuntimeWarning, match="max_iter=60"):
+        pth = convex.path(X, y, betas, tol=1e-8, max_iter=60, allow_unconverged=True)
+    assert (pth.iterations <= 60).all() and not pth.converged.all()
+    assert (pth.rel_gap[pth.converged] <= 1e-8).all()
+    for i in np.flatnonzero(~pth.converged):
+        assert pth.rel_gap[i] > 1e-8
+        with pytest.raises(convex.ConvergenceError, match="max_iter=60"):
+            convex.fit(X, y, betas[i], solver="bcd", tol=1e-8, max_iter=60, gram=True)
+    with pytest.raises(convex.ConvergenceError, match="max_iter=60"):
+        convex.path(X, y, betas, tol=1e-8, max_iter=60)
 
 
 def test_blocked_exact_pass_matches_two_passes():

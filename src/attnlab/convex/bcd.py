@@ -50,7 +50,7 @@ The N-dependent work (``A^T r``, ``G x``, Gram columns) runs in torch on the des
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,6 +81,7 @@ DROP_SLACK = 1e-3  # a row Newton pushes through 0 is dropped if ||grad_k|| <= b
 CHORD_MIN = 128  # Newton systems this wide try a chord step (the last factor) first
 CHORD_NEAR = 1e-6  # ... when the last decrement was at most this times |f|
 CHORD_RATE = 0.1  # a chord step is kept if its decrement is <= this times the last one
+PREDICT_REACH = 4.0  # the predictor's terms from the answer before: steps up to this x its
 
 
 @dataclass
@@ -790,8 +791,9 @@ def _predict(tan: Tangent | None, x: np.ndarray, beta: float,
     """Path predictor: ``x(beta) ~ x(b0) + h x' + h^2 a + h^3 b`` with ``h = beta - b0``, the
     tangent ``x' = -Hess^{-1} U`` (``U``: the rows ``x_k / ||x_k||``) from the answer at
     ``b0`` and its last Newton factor; ``a`` and ``b`` make the curve pass through the
-    answer before it (``(beta_p, x_p)``, same support) with its tangent there (cubic Hermite;
-    without that tangent ``b = 0``, without that answer ``a = 0`` too).
+    answer before it (``(beta_p, x_p)``, same support, ``|h| <= PREDICT_REACH |beta_p - b0|``)
+    with its tangent there (cubic Hermite; without that tangent ``b = 0``, without that
+    answer ``a = 0`` too).
 
     The tangent is that of the optimality condition ``H x - c + beta U(x) = 0`` on the
     support: a Newton step for free (no new factorization). On a geometric grid of betas
@@ -815,7 +817,9 @@ def _predict(tan: Tangent | None, x: np.ndarray, beta: float,
     if tan.prev is not None and tan.prev[0] != tan.beta:
         bp, xp, tp = tan.prev
         hp = bp - tan.beta
-        if np.array_equal(np.flatnonzero(_rows(xp, d) > 0), tan.tokens):
+        # not far beyond the last step: the terms scale its answer's rounding by (h / hp)^3
+        if abs(h) <= PREDICT_REACH * abs(hp) and np.array_equal(
+                np.flatnonzero(_rows(xp, d) > 0), tan.tokens):
             r1 = (xp[cols] - xs - hp * tangent) / hp**2  # = a + hp b
             if tp is None:
                 step += h**2 * r1
@@ -1019,19 +1023,21 @@ CERT_NUMBERS = 1 << 23  # residual entries one chunk of certify_many holds (64 M
 
 
 def certify_many(des: Design, xs: list[torch.Tensor], betas: list[float]
-                 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, float]]:
+                 ) -> Iterator[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, float]]]:
     """The exact passes of many answers at once: for each ``x (p, c)`` in ``xs`` (at the
     matching beta), ``r = Y - A x (N, c)``, ``g = A^T r (p, c)``, the dual scale ``s (c,)``,
     the primal value and the duality gap, as :func:`solve_bcd` certifies one answer.
 
-    Two matrix products per chunk of answers instead of two matrix-vector products per
-    answer: A is read once per chunk, not twice per answer (the 100 answers of the path
-    target: one pass of a few ms instead of 100 of about 0.3 ms each).
+    Yields one list per chunk of answers (at most ``CERT_NUMBERS`` residual entries; ``r``
+    and ``g`` are views into the chunk's products), so a caller that is done with a chunk
+    before asking for the next never holds more than one. Two matrix products per chunk
+    instead of two matrix-vector products per answer: A is read once per chunk, not twice
+    per answer (the 100 answers of the path target: one pass of a few ms instead of 100 of
+    about 0.3 ms each).
     """
     N, c = des.Y.shape
     n, d = des.n, des.d
     k = max(1, CERT_NUMBERS // (N * c))
-    out = []
     for i in range(0, len(xs), k):
         chunk = xs[i:i + k]
         m = len(chunk)
@@ -1040,6 +1046,7 @@ def certify_many(des: Design, xs: list[torch.Tensor], betas: list[float]
         G = des.A.T @ R
         cpu = R.device.type == "cpu" and c == 1
         Rn, Gn = (R.numpy(), G.numpy()) if cpu else (None, None)
+        out = []
         for j, (x, beta) in enumerate(zip(chunk, betas[i:i + k], strict=True)):
             r, g = R[:, j * c:(j + 1) * c], G[:, j * c:(j + 1) * c]
             if cpu:  # NumPy, as solve_bcd's certificate: torch's per-call cost dominates
@@ -1049,4 +1056,5 @@ def certify_many(des: Design, xs: list[torch.Tensor], betas: list[float]
             else:
                 primal, gap, s = gap_terms(x, g, (r * r).sum(0), beta, n, d)
             out.append((r, g, s, primal, gap))
-    return out
+        yield out
+        del R, G, Rn, Gn, out, r, g  # freed before the next chunk's products are formed

@@ -360,11 +360,13 @@ def _path_bcd(des: Design, vals: list[float], order: list[int], *, X_ref: Any, v
     started and with the strong rule, then every answer confirmed by one batched exact pass
     (:func:`attnlab.convex.bcd.certify_many`); an answer the exact pass does not confirm (the
     Gram form can be optimistic) is solved on from there with exact checks, as :func:`fit`
-    would. Each fit's ``seconds``: its solve, its share of the batched pass, its packaging
-    (the first one's also the shared preparation)."""
+    would, within the ``max_iter`` epochs per output that both solves share. Each fit's
+    ``seconds``: its solve, its share of the batched pass, its packaging (the first one's
+    also the shared preparation)."""
     outs: dict[int, Any] = {}
     spent: dict[int, float] = {}
     x0 = ws0 = state = None
+    prep = time.perf_counter() - t0  # validation and the Gram matrix: the first fit's
     for pos, i in enumerate(order):
         t = time.perf_counter()
         out, state = solve_bcd(des, vals[i], tol=tol, max_iter=max_iter, x0=x0, state=state,
@@ -374,26 +376,33 @@ def _path_bcd(des: Design, vals: list[float], order: list[int], *, X_ref: Any, v
         if nxt is not None:
             ws0 = _strong_rule(out.g, des.n, des.d, vals[i], nxt)
         outs[i], spent[i] = out, time.perf_counter() - t
-    t = time.perf_counter()
-    certs = certify_many(des, [outs[i].x for i in order], [vals[i] for i in order])
-    share = (time.perf_counter() - t) / len(order)
-    fits: list[ConvexFit | None] = [None] * len(vals)
-    for pos, (i, (r, g, s, primal, gap)) in enumerate(zip(order, certs, strict=True)):
-        t = time.perf_counter()
-        out = outs[i]
-        if gap <= tol * max(1.0, abs(primal)):
-            out = FistaOut(out.x, r, g, s, primal, gap, out.iterations, True)
-        else:  # solve on from this answer with exact checks
-            more, state = solve_bcd(des, vals[i], tol=tol, max_iter=max_iter, x0=out.x,
+    def certified(i: int, cert: tuple, start: float) -> ConvexFit:
+        nonlocal state
+        r, g, s, primal, gap = cert
+        out = outs.pop(i)
+        met, left = gap <= tol * max(1.0, abs(primal)), max_iter - out.iterations
+        if met or not out.converged or left < 1:  # certified, or out of epochs (as fit)
+            out = FistaOut(out.x, r, g, s, primal, gap, out.iterations, met)
+        else:  # the Gram form was optimistic: solve on from here, in the epochs left
+            more, state = solve_bcd(des, vals[i], tol=tol, max_iter=left, x0=out.x,
                                     state=state)
             out = FistaOut(more.x, more.r, more.g, more.s, more.primal, more.gap,
                            out.iterations + more.iterations, more.converged)
-        start = t - spent[i] - share - (t - t0 if pos == 0 else 0.0)
-        fits[i] = _checked(_package(out.x, des, vals[i], X_ref=X_ref, vector=vector,
-                                    solver="bcd", iterations=out.iterations, t0=start,
-                                    converged=out.converged, active_tol=active_tol, device=dev,
-                                    r=out.r, g=out.g, s=out.s),
-                           out.converged, "bcd", max_iter, tol, allow_unconverged)
+        res = _package(out.x, des, vals[i], X_ref=X_ref, vector=vector, solver="bcd",
+                       iterations=out.iterations, t0=start, converged=out.converged,
+                       active_tol=active_tol, device=dev, r=out.r, g=out.g, s=out.s)
+        return _checked(res, out.converged, "bcd", max_iter, tol, allow_unconverged)
+
+    fits: list[ConvexFit | None] = [None] * len(vals)
+    done, t = 0, time.perf_counter()
+    for chunk in certify_many(des, [outs[i].x for i in order], [vals[i] for i in order]):
+        share = (time.perf_counter() - t) / len(chunk)  # the chunk's pass, per answer
+        for cert in chunk:
+            i, t = order[done], time.perf_counter()
+            fits[i] = certified(i, cert, t - spent[i] - share - (prep if done == 0 else 0.0))
+            done += 1
+        del chunk, cert  # its products go (views into them) before the next are formed
+        t = time.perf_counter()
     return [f for f in fits if f is not None]
 
 
