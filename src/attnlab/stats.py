@@ -140,10 +140,9 @@ def seeds_needed(sd_a: float, sd_b: float, diff: float, level: float = 0.95,
     sd_a = check_real("sd_a", sd_a, min=0.0)
     sd_b = check_real("sd_b", sd_b, min=0.0)
     diff = check_real("diff", diff)
-    level = check_real("level", level, min=0.0, max=1.0, strict_min=True)
+    if not 0.0 < (level := check_real("level", level)) < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
     max_seeds = check_int("max_seeds", max_seeds, min=2)
-    if level >= 1.0:
-        raise ValueError(f"level must be < 1, got {level}")
     if diff == 0.0:
         raise ValueError("diff must be nonzero: no number of seeds resolves a zero difference")
     if sd_a == sd_b == 0.0:

@@ -81,7 +81,7 @@ DROP_SLACK = 1e-3  # a row Newton pushes through 0 is dropped if ||grad_k|| <= b
 CHORD_MIN = 128  # Newton systems this wide try a chord step (the last factor) first
 CHORD_NEAR = 1e-6  # ... when the last decrement was at most this times |f|
 CHORD_RATE = 0.1  # a chord step is kept if its decrement is <= this times the last one
-PREDICT_REACH = 4.0  # the predictor's terms from the answer before: steps up to this x its
+PREDICT_REACH = 4.0  # the predictor uses the answer before for steps up to this x that one
 
 
 @dataclass
@@ -502,16 +502,15 @@ def _inner(H: np.ndarray, c: np.ndarray, x: np.ndarray, yy: float, beta: float, 
     Anderson extrapolation every 5 epochs, kept only if it lowers the objective.
     """
     Hx = H @ x
-    met: list[bool] = []  # set when Newton stopped at a point whose gap meets the target
+    met = False  # Newton stopped at a point whose gap meets the target (it stops there)
 
     def solved(rows: np.ndarray, xs: np.ndarray) -> bool:  # the gap at Newton's point
+        nonlocal met
         v = _scatter(rows, xs, len(x), d)
         Hv = H @ v
-        ok = _gap(v, c - Hv, max(yy - 2.0 * float(c @ v) + float(v @ Hv), 0.0), beta,
-                  d)[1] <= (final or target)
-        if ok:
-            met.append(True)
-        return ok
+        met = _gap(v, c - Hv, max(yy - 2.0 * float(c @ v) + float(v @ Hv), 0.0), beta,
+                   d)[1] <= (final or target)
+        return met
 
     hist: list[np.ndarray] = []
     prev = fac = None
@@ -1004,19 +1003,28 @@ def solve_bcd(des: Design, beta: float, *, tol: float, max_iter: int,
     ex = state.exact
     if c == 1 and ex and ex[0] == 0 and np.array_equal(ex[1], xs[:, 0]):
         r, g = ex[2][:, None], ex[3][:, None]  # the exact pass of the last check, at this x
-        # the same certificate as gap_terms, in NumPy (torch's per-call cost dominates here),
-        # as that check computed it when it was at this beta
-        if ex[4] is not None and ex[4][0] == beta:
+        if ex[4] is not None and ex[4][0] == beta:  # and its certificate, at this beta
             primal, gap, s1 = ex[4][1]
+            s = torch.tensor([s1], dtype=des.A.dtype, device=des.A.device)
         else:
-            primal, gap, s1 = _gap(xs[:, 0], g[:, 0].cpu().numpy(), float(r[:, 0] @ r[:, 0]),
-                                   beta, des.d)
-        s = torch.tensor([s1], dtype=des.A.dtype, device=des.A.device)
+            primal, gap, s = _certificate(x, r, g, beta, des.n, des.d)
     else:
         r, g = exact_residual(des, x)
-        primal, gap, s = gap_terms(x, g, (r * r).sum(0), beta, des.n, des.d)
+        primal, gap, s = _certificate(x, r, g, beta, des.n, des.d)
     converged = gap <= tol * max(1.0, abs(primal))
     return FistaOut(x, r, g, s, primal, gap, its, converged), state
+
+
+def _certificate(x: torch.Tensor, r: torch.Tensor, g: torch.Tensor, beta: float, n: int,
+                 d: int) -> tuple[float, float, torch.Tensor]:
+    """Primal value, duality gap and dual scale ``s (c,)`` at ``x (p, c)`` from its exact
+    pass (``r = Y - A x (N, c)``, ``g = A^T r (p, c)``), as :func:`gap_terms`; one output in
+    NumPy (:func:`_gap`: torch's per-call cost dominates there)."""
+    if x.shape[1] != 1:
+        return gap_terms(x, g, (r * r).sum(0), beta, n, d)
+    primal, gap, s1 = _gap(x[:, 0].cpu().numpy(), g[:, 0].cpu().numpy(),
+                           float(r[:, 0] @ r[:, 0]), beta, d)
+    return primal, gap, torch.tensor([s1], dtype=r.dtype, device=r.device)
 
 
 CERT_NUMBERS = 1 << 23  # residual entries one chunk of certify_many holds (64 MB in float64)
@@ -1044,17 +1052,10 @@ def certify_many(des: Design, xs: list[torch.Tensor], betas: list[float]
         R = des.A @ torch.cat(chunk, dim=1)  # (N, c m): answer j in columns j c .. j c + c
         R.neg_().view(N, m, c).add_(des.Y[:, None, :])
         G = des.A.T @ R
-        cpu = R.device.type == "cpu" and c == 1
-        Rn, Gn = (R.numpy(), G.numpy()) if cpu else (None, None)
         out = []
         for j, (x, beta) in enumerate(zip(chunk, betas[i:i + k], strict=True)):
             r, g = R[:, j * c:(j + 1) * c], G[:, j * c:(j + 1) * c]
-            if cpu:  # NumPy, as solve_bcd's certificate: torch's per-call cost dominates
-                rj = Rn[:, j]
-                primal, gap, s1 = _gap(x[:, 0].cpu().numpy(), Gn[:, j], float(rj @ rj), beta, d)
-                s = torch.tensor([s1], dtype=R.dtype)
-            else:
-                primal, gap, s = gap_terms(x, g, (r * r).sum(0), beta, n, d)
+            primal, gap, s = _certificate(x, r, g, beta, n, d)
             out.append((r, g, s, primal, gap))
         yield out
-        del R, G, Rn, Gn, out, r, g  # freed before the next chunk's products are formed
+        del R, G, out, r, g  # freed before the next chunk's products are formed

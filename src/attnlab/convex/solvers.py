@@ -344,9 +344,7 @@ def _path(X: Any, y: Any, vals: list[float], device: Any, gram: bool | None, t0:
         t0 = time.perf_counter()
         if solver == "bcd":
             x0 = cache["out"].x
-            nxt = next((vals[j] for j in order[pos + 1:] if vals[j] < vals[i]), None)
-            if nxt is not None:
-                ws0 = _strong_rule(cache["out"].g, des.n, des.d, vals[i], nxt)
+            ws0 = _next_working_sets(cache["out"].g, des, vals, order, pos) or ws0
         else:
             x0 = _x0(res.Z, des, vector, dev)
         out[i] = res
@@ -372,10 +370,9 @@ def _path_bcd(des: Design, vals: list[float], order: list[int], *, X_ref: Any, v
         out, state = solve_bcd(des, vals[i], tol=tol, max_iter=max_iter, x0=x0, state=state,
                                ws0=ws0, certify=False)
         x0 = out.x
-        nxt = next((vals[j] for j in order[pos + 1:] if vals[j] < vals[i]), None)
-        if nxt is not None:
-            ws0 = _strong_rule(out.g, des.n, des.d, vals[i], nxt)
+        ws0 = _next_working_sets(out.g, des, vals, order, pos) or ws0
         outs[i], spent[i] = out, time.perf_counter() - t
+
     def certified(i: int, cert: tuple, start: float) -> ConvexFit:
         nonlocal state
         r, g, s, primal, gap = cert
@@ -404,6 +401,15 @@ def _path_bcd(des: Design, vals: list[float], order: list[int], *, X_ref: Any, v
         del chunk, cert  # its products go (views into them) before the next are formed
         t = time.perf_counter()
     return [f for f in fits if f is not None]
+
+
+def _next_working_sets(g: torch.Tensor, des: Design, vals: list[float], order: list[int],
+                       pos: int) -> list[np.ndarray] | None:
+    """The strong rule's first working sets for the next smaller beta of the path after
+    ``vals[order[pos]]`` (``g = A^T r`` at its answer); None when no smaller beta is left."""
+    beta = vals[order[pos]]
+    nxt = next((vals[j] for j in order[pos + 1:] if vals[j] < beta), None)
+    return None if nxt is None else _strong_rule(g, des.n, des.d, beta, nxt)
 
 
 def _strong_rule(g: torch.Tensor, n: int, d: int, beta: float, nxt: float) -> list[np.ndarray]:
