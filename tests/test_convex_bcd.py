@@ -660,3 +660,86 @@ def test_a_working_set_grows_only_when_a_token_outside_it_is_not_optimal(monkeyp
                 kept += not violated and np.array_equal(v, W)
                 W = v
     assert kept >= 1
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.9])
+def test_a_new_working_set_adds_only_tokens_that_violate_their_condition(monkeypatch, rho):
+    """Each token a working set adds is in the support or violates its optimality condition
+    (||g_k|| > beta at x_k = 0) at the check before it: one that meets it would only cost
+    its Gram columns. At 0.5 beta_max with i.i.d. tokens the first set is then narrower
+    than the default size (8), and the answers stay those of cvxpy-checked fits."""
+    from attnlab.convex import bcd
+
+    events, full, block = [], bcd._full, bcd.BcdState.block
+    monkeypatch.setattr(bcd, "_full", lambda s, x, l: events.append(
+        ("g", (o := full(s, x, l))[0].copy(), x.copy())) or o)
+    monkeypatch.setattr(bcd.BcdState, "block", lambda s, W: events.append(("W", W.copy()))
+                        or block(s, W))
+    firsts = []
+    for seed in range(4):
+        X, y = _data(1000, 16, 8, seed, rho=rho, k=3)
+        beta = 0.5 * convex.beta_max(X, y)
+        events.clear()
+        out = convex.fit(X, y, beta, solver="bcd", tol=1e-10)
+        assert out.rel_gap <= 1e-10
+        g = x = W = None
+        for ev in events:
+            if ev[0] == "g":
+                g, x = ev[1].reshape(16, 8), ev[2].reshape(16, 8)
+                continue
+            new = np.setdiff1d(ev[1], [] if W is None else W)
+            ok = (np.linalg.norm(x[new], axis=1) > 0) | (np.linalg.norm(g[new], axis=1) > beta)
+            assert ok.all(), (new, ok)
+            if W is None:
+                firsts.append(len(ev[1]))
+            W = ev[1]
+    if rho == 0.0:
+        assert min(firsts) < 8
+
+
+def test_gram_block_grown_in_numpy_matches_the_product():
+    """The working-set Gram blocks, formed in NumPy a few tokens at a time and cached, are
+    A_W^T A_W in the order of W, for sets that grow, shrink and reorder."""
+    from attnlab.convex import bcd
+    from attnlab.convex.fista import Design
+
+    X, y = _data(300, 10, 4, 0)
+    A = torch.from_numpy(X.reshape(300, 40))
+    des = bcd.bcd_design(A, torch.from_numpy(y)[:, None], 10, 4, gram=False)
+    assert isinstance(des, Design)
+    state = bcd.BcdState.build(des)
+    for W in ([3, 7], [1, 3, 7, 9], [0, 2, 3], [9, 8, 1], list(range(10))):
+        cols = np.concatenate([np.arange(k * 4, (k + 1) * 4) for k in W])
+        ref = A.numpy()[:, cols].T @ A.numpy()[:, cols]
+        assert np.allclose(state.gram(np.array(W)), ref, rtol=1e-13, atol=1e-12)
+
+
+def test_epochs_left_forecasts_at_the_last_rate():
+    """Geometric gaps (rate 0.5 per epoch) 1e-3 from 1e-8 need log2(1e5) more epochs; no
+    forecast before a whole window, nor while the gap does not fall."""
+    from attnlab.convex import bcd
+
+    gaps = [0.5**k for k in range(11)]
+    assert bcd._epochs_left(gaps, gaps[-1] * 2**-7) == pytest.approx(7.0, rel=1e-12)
+    assert bcd._epochs_left(gaps[:6], 1e-9) == np.inf
+    assert bcd._epochs_left(gaps[:4] + [1.0] * 7, 1e-9) == np.inf
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_working_set_of_every_token_is_solved_to_the_target_at_once(monkeypatch, seed):
+    """When the working set holds every token left, its problem is the problem itself: one
+    inner solve to the solve's target, not rounds to 0.3 x the last gap (each restarting
+    the Anderson steps), and the answer is the one of the default path to it."""
+    from attnlab.convex import bcd
+
+    X, y = _data(400, 8, 8, seed, k=8)
+    beta = 0.01 * convex.beta_max(X, y)
+    monkeypatch.setattr(bcd, "NEWTON_WIDE", 16)  # BCD epochs first, as on wide sets
+    calls, inner = [], bcd._inner
+    monkeypatch.setattr(bcd, "_inner", lambda H, c, x, *a, **k: calls.append(len(x)) or
+                        inner(H, c, x, *a, **k))
+    out = convex.fit(X, y, beta, solver="bcd", tol=1e-10)
+    assert len(out.active) == 8 and out.rel_gap <= 1e-10
+    ref = convex.fit(X, y, beta, solver="fista", tol=1e-10)
+    assert abs(out.primal - ref.primal) <= 1e-9 * ref.primal
+    assert calls.count(64) == 1, calls

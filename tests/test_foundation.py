@@ -237,6 +237,29 @@ def test_limit_threads_restores_on_error_and_nests():
             pass
 
 
+def test_limit_threads_limits_numpys_blas_too():
+    """NumPy's BLAS (the convex solvers' dense algebra) follows the limit and is restored:
+    a pool that ignored it would spin beside torch's on a busy machine."""
+    from threadpoolctl import threadpool_info
+
+    from attnlab._threads import limit_threads
+
+    def blas() -> list[int]:  # NumPy's and SciPy's (pip wheels: numpy.libs, scipy.libs)
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"
+                and ("numpy" in i["filepath"] or "scipy" in i["filepath"])]
+
+    import scipy.linalg  # noqa: F401  (SciPy's BLAS loaded, as attnlab.convex does)
+
+    before = blas()
+    assert len(before) >= 1, "NumPy's BLAS should be visible to threadpoolctl"
+    with limit_threads(1):
+        assert blas() == [1] * len(before)
+        with limit_threads(2):
+            assert blas() == [2] * len(before)
+        assert blas() == [1] * len(before)
+    assert blas() == before
+
+
 def test_limit_threads_from_two_threads_keeps_the_setting():
     """Thread A enters, B enters, A leaves while B is inside, B leaves: nobody changes the
     setting under another thread's feet, and the original is back at the end."""
