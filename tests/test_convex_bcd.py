@@ -743,3 +743,27 @@ def test_a_working_set_of_every_token_is_solved_to_the_target_at_once(monkeypatc
     ref = convex.fit(X, y, beta, solver="fista", tol=1e-10)
     assert abs(out.primal - ref.primal) <= 1e-9 * ref.primal
     assert calls.count(64) == 1, calls
+
+
+def test_a_working_set_that_did_not_halve_the_gap_grows_past_the_violators(monkeypatch):
+    """Violators only, while the gap falls; when a working set did not halve it (here its
+    first inner solve makes the answer worse), the next one takes the ws_size best tokens,
+    violators or not, so the sets still grow to every token left and cannot cycle among
+    violators."""
+    from attnlab.convex import bcd
+
+    X, y = _data(1000, 16, 8, 0, k=3)
+    beta = 0.5 * convex.beta_max(X, y)
+    sizes, inner, block = [], bcd._inner, bcd.BcdState.block
+    monkeypatch.setattr(bcd.BcdState, "block", lambda s, W: sizes.append(len(W)) or block(s, W))
+
+    def worse_first(H, c, x, *a, **k):
+        if len(sizes) == 1:
+            x[:] = 3.0  # every row of the set far from its optimum: the gap grows
+            return 1, None
+        return inner(H, c, x, *a, **k)
+
+    monkeypatch.setattr(bcd, "_inner", worse_first)
+    out = convex.fit(X, y, beta, solver="bcd", tol=1e-10)
+    assert out.rel_gap <= 1e-10
+    assert sizes[0] == 3 and sizes[1] == 16, sizes  # 3 violators; then ws_size (8 -> 16)

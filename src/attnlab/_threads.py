@@ -11,9 +11,12 @@ setting only while no *other* thread is inside a ``limit_threads`` block, and th
 thread to leave restores the setting found by the first one to enter (also on errors).
 Nested blocks in one thread change and restore it like a stack.
 
-The setting covers torch's pool and the BLAS libraries NumPy and SciPy call (OpenBLAS, via
-threadpoolctl): the convex solvers do their small dense algebra in NumPy, and a second
-pool that ignores the limit spins beside torch's. Measured on the 48 BCD fits of
+With ``blas=True`` the limit also covers the BLAS libraries NumPy and SciPy call
+(OpenBLAS, via threadpoolctl): the convex solvers do their small dense algebra in NumPy,
+and a second pool that ignores the limit spins beside torch's. Only the convex solvers ask
+for it: resizing an OpenBLAS pool while another thread is inside a NumPy call is not
+something OpenBLAS promises to survive, and a widget may train in a worker thread while
+the main thread draws. Measured on the 48 BCD fits of
 ``bench_convex_peers.py --quick`` (2 cores, two alternating rounds): with one core busy
 they took 1.12x as long in geometric mean with NumPy's OpenBLAS at its default 2 threads
 (up to 2.5x on single fits); on a quiet machine the two were equal within noise (0.98).
@@ -52,15 +55,18 @@ def _get() -> tuple[int, ...]:
 
 
 def _set(setting: tuple[int, ...]) -> None:
-    torch.set_num_threads(setting[0])
+    """Set the counts of :func:`_get`, touching only the pools whose count differs."""
+    if torch.get_num_threads() != setting[0]:
+        torch.set_num_threads(setting[0])
     for lib, k in zip(_libraries(), setting[1:], strict=True):
-        lib.set_num_threads(k)
+        if lib.num_threads != k:
+            lib.set_num_threads(k)
 
 
 @contextmanager
-def limit_threads(k: int | None) -> Iterator[None]:
-    """Use ``k`` CPU threads (torch's intra-op pool and BLAS) inside the block (``None``:
-    leave the setting as is).
+def limit_threads(k: int | None, blas: bool = False) -> Iterator[None]:
+    """Use ``k`` intra-op CPU threads inside the block (``None``: leave the setting as is);
+    ``blas=True``: NumPy's and SciPy's BLAS too, else their setting is left alone.
 
     Safe to nest and to use from several threads at once (see the module doc): while
     another thread is inside a block the setting is left alone, and the original setting
@@ -74,7 +80,7 @@ def limit_threads(k: int | None) -> Iterator[None]:
         if not _inside:
             _original[:] = [prev]
         alone = all(t == me for t in _inside)
-        want = None if k is None else (k,) * len(prev)
+        want = None if k is None else (k,) + ((k,) * (len(prev) - 1) if blas else prev[1:])
         changed = alone and want is not None and want != prev
         if changed:
             _set(want)

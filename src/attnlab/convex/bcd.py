@@ -569,7 +569,7 @@ def _epochs_left(gaps: list[float], target: float, window: int = 6) -> float:
     epochs (one Anderson cycle); inf while unknown or not converging. A wide Newton system
     is factored only when renting BCD on would cost more (with i.i.d. tokens at n = d = 32,
     0.01 beta_max, BCD with Anderson steps finished in 40 epochs, about two factorizations)."""
-    if len(gaps) <= window or not 0.0 < gaps[-1] < gaps[-1 - window]:
+    if len(gaps) <= window or not 0.0 < target < gaps[-1] < gaps[-1 - window]:
         return math.inf
     return window * math.log(target / gaps[-1]) / math.log(gaps[-1] / gaps[-1 - window])
 
@@ -907,6 +907,7 @@ def _descend(state: BcdState, l: int, beta: float, tol: float, share: float, x: 
     aim = 0.5  # the Gram-form gap may be optimistic: aim below the target, confirm exactly
     W = None if ws0 is None else np.asarray(ws0, dtype=np.int64)
     ws = None  # the last working set
+    chosen_at = math.inf  # the gap when it was chosen
     while True:
         g, rr = _full(state, x, l)
         prim, gap, _ = _gap(x, g, rr, beta, d)
@@ -952,9 +953,13 @@ def _descend(state: BcdState, l: int, beta: float, tol: float, share: float, x: 
                 W = None
             # the support and tokens that violate their optimality condition only: a token
             # that meets it would cost its Gram columns for a likely zero (i.i.d. tokens,
-            # 0.5 beta_max: 4 tokens instead of 8, the fit's Gram block a quarter)
-            take = min(ws_size, max(1, int((score > beta).sum())))
+            # 0.5 beta_max: 4 tokens instead of 8, the fit's Gram block a quarter); all
+            # ws_size best when the last set did not halve the gap, so that the sets still
+            # grow to every token left (no cycling among violators)
+            take = ws_size if gap > 0.5 * chosen_at else \
+                min(ws_size, max(1, int((score > beta).sum())))
             ws = np.sort(np.argsort(-score, kind="stable")[:take])
+            chosen_at = gap
         cols = _cols(ws, d)
         xw = x[cols].copy()
         x[:] = 0.0

@@ -291,7 +291,7 @@ def fit(X: Array, y: Array, beta: float, *, solver: str = "fast", tol: float = 1
     solver, tol, max_iter, check_every, active_tol = _check_common(
         solver, tol, max_iter, check_every, active_tol, allow_unconverged, gram, cvx_solver,
         cvx_form, cvx_options)
-    with limit_threads(_threads_for(X, device)):
+    with limit_threads(_threads_for(X, device), blas=True):
         des, vector, dev, solver = _prepare(X, y, device, gram, solver, beta)
         x0 = _x0(Z0, des, vector, dev)
         return _solve(des, beta, X_ref=X, vector=vector, dev=dev, solver=solver, tol=tol,
@@ -323,7 +323,7 @@ def regularization_path(X: Array, y: Array, betas: Sequence[float] | np.ndarray,
     solver, tol, max_iter, check_every, active_tol = _check_common(
         solver, tol, max_iter, check_every, active_tol, allow_unconverged, gram, cvx_solver,
         cvx_form, cvx_options)
-    with limit_threads(_threads_for(X, device)):
+    with limit_threads(_threads_for(X, device), blas=True):
         return _path(X, y, vals, device, gram, t0, solver=solver, tol=tol, max_iter=max_iter,
                      check_every=check_every, allow_unconverged=allow_unconverged,
                      active_tol=active_tol, cvx_solver=cvx_solver, cvx_form=cvx_form,
