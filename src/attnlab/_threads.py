@@ -93,8 +93,7 @@ def limit_threads(k: int | None, blas: bool = False) -> Iterator[None]:
             if not _inside[me]:
                 del _inside[me]
             if not _inside:  # the last one out restores the setting found by the first
-                if _get() != _original[0]:
-                    _set(_original[0])
+                _set(_original[0])
             elif changed and all(t == me for t in _inside):
                 _set(prev)  # nested block of a thread that is alone
 
