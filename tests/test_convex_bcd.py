@@ -596,8 +596,9 @@ def test_path_keeps_to_max_iter_like_fit(monkeypatch):
     monkeypatch.setattr(bcd, "NEWTON_MAX", 0)  # BCD epochs only: the budget binds
     X, y = _data(3000, 32, 4, 5, rho=0.95, k=12)
     betas = np.geomspace(0.003, 1, 5) * convex.beta_max(X, y)
-    with pytest.warns(RuntimeWarning, match="max_iter=60"):
+    with pytest.warns(RuntimeWarning, match="max_iter=60") as caught:
         pth = convex.path(X, y, betas, tol=1e-8, max_iter=60, allow_unconverged=True)
+    assert {w.filename for w in caught} == {__file__}  # the caller's line, not the package's
     assert (pth.iterations <= 60).all() and not pth.converged.all()
     assert (pth.rel_gap[pth.converged] <= 1e-8).all()
     for i in np.flatnonzero(~pth.converged):

@@ -91,8 +91,9 @@ def test_fast_solver_iteration_limit(data):
     X, y = data
     with pytest.raises(convex.ConvergenceError, match=r"max_iter=3 with relative duality gap"):
         convex.fit(X, y, 0.1, max_iter=3, tol=1e-12)
-    with pytest.warns(RuntimeWarning, match="max_iter=3"):
+    with pytest.warns(RuntimeWarning, match="max_iter=3") as caught:
         res = convex.fit(X, y, 0.1, max_iter=3, tol=1e-12, allow_unconverged=True)
+    assert caught[0].filename == __file__  # the warning points at the caller's line
     assert not res.converged and res.rel_gap > 1e-12
     assert res.dual <= convex.fit(X, y, 0.1).primal  # still a valid lower bound
     assert issubclass(convex.ConvergenceError, RuntimeError)

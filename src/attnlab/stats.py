@@ -124,6 +124,22 @@ def spread(values: Sequence[float] | np.ndarray, q: float = 0.25) -> Spread:
     return Spread(float(med), float(lo), float(hi), int(v.size), q)
 
 
+def _welch_halfwidth(var_a: float, var_b: float, n_a: int, n_b: int, level: float) -> float:
+    """Half-width ``t_{(1+level)/2, df} sqrt(var_a / n_a + var_b / n_b)`` of Welch's interval
+    for a difference of two means, from the variances over ``n_a`` and ``n_b >= 2`` runs
+    (``df``: Welch-Satterthwaite). The one formula behind :func:`seeds_needed` and
+    :func:`attnlab.experiments.results.difference`."""
+    from scipy.stats import t as student_t
+
+    ea, eb = var_a / n_a, var_b / n_b
+    if ea + eb == 0.0:
+        return 0.0
+    top = max(ea, eb)  # relative to the larger: no underflow in the squares
+    ra, rb = ea / top, eb / top
+    df = (ra + rb) ** 2 / (ra * ra / (n_a - 1) + rb * rb / (n_b - 1))
+    return float(student_t.ppf(0.5 + level / 2, df)) * math.sqrt(ea + eb)
+
+
 def seeds_needed(sd_a: float, sd_b: float, diff: float, level: float = 0.95,
                  max_seeds: int = 100_000) -> int:
     """Seeds per variant from which a Welch ``level`` interval of a difference of means is
@@ -135,8 +151,6 @@ def seeds_needed(sd_a: float, sd_b: float, diff: float, level: float = 0.95,
     A planning number for a difference of a given size, not the power of a finished study.
     Raises ``ValueError`` when ``max_seeds`` would not do.
     """
-    from scipy.stats import t as student_t
-
     sd_a = check_real("sd_a", sd_a, min=0.0)
     sd_b = check_real("sd_b", sd_b, min=0.0)
     diff = check_real("diff", diff)
@@ -149,14 +163,9 @@ def seeds_needed(sd_a: float, sd_b: float, diff: float, level: float = 0.95,
         return 2
     m = max(sd_a, sd_b, abs(diff))  # in units of m: no overflow for huge inputs
     a, b, delta = sd_a / m, sd_b / m, abs(diff) / m
-    v = a * a + b * b
-    # Welch's degrees of freedom for n runs each: (n - 1) v^2 / (sd_a^4 + sd_b^4), from the
-    # spreads relative to the larger one (between n - 1 and 2 (n - 1), no underflow)
-    ra, rb = sd_a / max(sd_a, sd_b), sd_b / max(sd_a, sd_b)
-    ratio = (ra * ra + rb * rb) ** 2 / (ra**4 + rb**4)
 
     def narrow(n: int) -> bool:
-        return student_t.ppf(0.5 + level / 2, (n - 1) * ratio) * math.sqrt(v / n) < delta
+        return _welch_halfwidth(a * a, b * b, n, n, level) < delta
 
     if not narrow(max_seeds):
         raise ValueError(f"more than max_seeds={max_seeds} seeds would be needed for "

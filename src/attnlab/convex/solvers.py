@@ -6,6 +6,8 @@ See :mod:`attnlab.convex.problem` for the conventions (X ``(N, n, d)``, y ``(N,)
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -214,8 +216,18 @@ def _checked(res: ConvexFit, converged: bool, solver: str, max_iter: int, tol: f
                "tol, or pass allow_unconverged=True to get this unconverged result")
         if not allow_unconverged:
             raise ConvergenceError(msg)
-        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+        warnings.warn(msg, RuntimeWarning, stacklevel=_caller_level())
     return res
+
+
+def _caller_level() -> int:
+    """``stacklevel`` that points a warning at the first frame outside this package (its
+    caller's ``fit`` or ``path`` line), however deep inside the package the warning is made."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../attnlab
+    frame, level = sys._getframe(1), 1  # the frame that calls warnings.warn
+    while frame is not None and frame.f_code.co_filename.startswith(root + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _threads_for(X: Any, device: Any) -> int | None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_instance, check_int, check_real
+from ..stats import _welch_halfwidth
 
 __all__ = ["Difference", "Result", "difference", "first_step", "gap_curve", "load_result",
            "plot_curves", "relapse_share", "stored_result", "stored_summary", "summary",
@@ -276,14 +277,8 @@ class Difference:
 
 def _welch(x: np.ndarray, y: np.ndarray, level: float) -> tuple[float, float, float]:
     """Mean of ``y - x`` (independent samples) and its Welch t-interval."""
-    from scipy.stats import t as student_t
-
-    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-    d, se = float(y.mean() - x.mean()), float(np.sqrt(vx + vy))
-    if se == 0.0:
-        return d, d, d
-    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
-    h = float(student_t.ppf(0.5 + level / 2, df)) * se
+    d = float(y.mean() - x.mean())
+    h = _welch_halfwidth(float(x.var(ddof=1)), float(y.var(ddof=1)), len(x), len(y), level)
     return d, d - h, d + h
 
 
