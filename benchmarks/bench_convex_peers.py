@@ -26,6 +26,11 @@ import os
 
 for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_v] = "1"
+# adelie's import sets OMP_PROC_BIND=TRUE, and the OpenMP runtime then pins this whole
+# process to one core: every solver (attnlab's too) would share that core with whatever
+# else runs there (measured: a 2.5 ms fit took 7 ms in median beside one busy process, with
+# half its wall time descheduled). The cores are given back after the peers are loaded.
+_CPUS = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
 
 import argparse  # noqa: E402
 import multiprocessing as mp  # noqa: E402
@@ -213,6 +218,8 @@ def main() -> None:
     for name, fn in SOLVERS.items():
         if name not in args.skip:  # a skipped peer need not be installed
             fn(Xw, yw, Xw.reshape(60, 12), 0.1, 1e-6)
+    if _CPUS is not None:
+        os.sched_setaffinity(0, _CPUS)  # see _CPUS: undo the peers' pinning
     print(f"torch {torch.__version__}, 1 thread, float64; time to a certified relative gap "
           f"(whole call, best of {args.repeats})")
     for target in args.gaps:

@@ -69,7 +69,10 @@ class ConvexFit:
         solver: the solver that ran (``"auto"`` resolved).
         beta: the regularization strength.
         certificate: ``(n,)`` or ``(c, n)`` token norms ``||sum_i lam_i x_ik||`` (``<= beta``).
-        converged: ``rel_gap <= tol`` (fast) or cvxpy status optimal.
+        converged: the fast solver met ``tol`` by its own gap, or cvxpy status optimal.
+            ``rel_gap`` is recomputed here as ``primal - dual``, which rounds differently:
+            at a ``tol`` within a few digits of machine precision (e.g. 1e-14) it can
+            exceed ``tol`` by a fraction of a percent on a converged fit.
         device: where the fast solver ran.
         extra: ``prep_seconds`` (Gram matrix and step size) and ``gram`` (mode used).
     """
