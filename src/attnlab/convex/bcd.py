@@ -11,8 +11,9 @@ Pieces (each standard; El Ghaoui et al. 2012, Fercoq et al. 2015, Massias et al.
   with ``s ||A_k^T r|| + sqrt(2 G) ||A_k||_2 < beta`` is zero at the optimum; it is dropped
   for the rest of the solve (``||A_k||_2`` is exact in Gram mode, else its Frobenius bound).
 - **Working set** grown from the KKT violations: the support plus the tokens with the largest
-  ``||A_k^T r||``, at least twice the support (celer's doubling) where that many violate
-  their optimality condition ``||A_k^T r|| <= beta``, never one that meets it.
+  ``||A_k^T r||``, at least twice the support, doubling each round (celer's rule). The first
+  set holds no token that meets its optimality condition ``||A_k^T r|| <= beta``; later ones
+  may (with correlated tokens such a token can join the support once its neighbours move).
 - **Subproblem** on the working set ``W`` through its Gram block ``H = A_W^T A_W`` (sliced from
   ``G = A^T A`` when it exists, else computed for the new tokens only and cached), so an
   inner iteration costs ``O(|W|^2 d^2)`` whatever N is: block coordinate descent with the
